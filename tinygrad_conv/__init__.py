@@ -1,0 +1,34 @@
+"""tinygrad_conv: a small, exact reverse-mode autodiff engine on numpy whose conv ops form a
+closed family (conv2d's gradients are conv2d_backprop_input / conv2d_backprop_filter, whose own
+gradients are conv2d and each other), so gradients of gradients work with no extra code.
+
+Import as ``import tinygrad_conv as tc``.
+"""
+
+from tinygrad_conv.autograd import grad
+from tinygrad_conv.function import Function
+from tinygrad_conv.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from tinygrad_conv.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from tinygrad_conv.ops import *  # noqa: F403 - the op functions are the public API
+from tinygrad_conv.ops import __all__ as _ops_all
+from tinygrad_conv.tensor import (
+    Tensor,
+    arange,
+    full,
+    manual_seed,
+    ones,
+    ones_like,
+    rand,
+    randn,
+    tensor,
+    zeros,
+    zeros_like,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Function", "GradcheckError", "Tensor", "arange", "enable_grad", "full", "grad", "gradcheck",
+    "gradgradcheck", "is_grad_enabled", "manual_seed", "no_grad", "ones", "ones_like", "rand",
+    "randn", "set_grad_enabled", "tensor", "zeros", "zeros_like", *_ops_all,
+]  # fmt: skip

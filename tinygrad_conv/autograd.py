@@ -1,0 +1,238 @@
+"""The reverse pass: topological order, gradient accumulation, ``backward()`` and ``grad()``.
+
+Algorithm (iterative, so a 100,000-op chain needs no recursion):
+
+1. Collect the non-leaf tensors reachable from the roots in topological order with an explicit stack.
+2. Walk them from the roots back: pop the tensor's accumulated gradient, run its hooks, call its
+   node's ``backward`` (recording it too when ``create_graph``), sum each input gradient back to the
+   input's shape (this undoes broadcasting once, here, for every op) and add it to the input's
+   accumulated gradient. Each tensor is visited once, so diamonds get exactly one, complete gradient.
+3. Hand the gradients of leaves to ``.grad`` (``backward``) or to the caller (``grad``).
+4. Unless ``retain_graph``, release each node after use: its inputs and saved arrays are freed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tinygrad_conv import function as _function
+from tinygrad_conv import grad_mode
+from tinygrad_conv.function import _released_message
+from tinygrad_conv.tensor import Tensor
+
+
+def _topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
+    """Non-leaf tensors reachable from ``roots``, every tensor after all of its inputs."""
+    order: list[Tensor] = []
+    seen: set[int] = set()
+    stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots]
+    while stack:
+        t, inputs_done = stack.pop()
+        if inputs_done:
+            order.append(t)
+            continue
+        if id(t) in seen or t._ctx is None:
+            continue
+        seen.add(id(t))
+        node = t._ctx
+        if node.released:
+            raise RuntimeError(_released_message(node))
+        stack.append((t, True))
+        for inp in node.inputs:  # type: ignore[union-attr]
+            if inp._ctx is not None and id(inp) not in seen:
+                stack.append((inp, False))
+    return order
+
+
+def _as_gradient(root: Tensor, gradient: Any) -> Tensor:
+    """The seed gradient for ``root``: ones for a one-element tensor, else the given one."""
+    if gradient is None:
+        if root.data.size != 1:
+            raise RuntimeError(
+                f"backward: gradient can be implicitly created only for one-element outputs; "
+                f"this output has shape {root.shape}: pass gradient= of that shape"
+            )
+        return Tensor._from_op(np.ones_like(root.data), False)
+    g = gradient if isinstance(gradient, Tensor) else Tensor(np.asarray(gradient, root.dtype))
+    if g.shape != root.shape:
+        raise ValueError(
+            f"backward: gradient has shape {g.shape} but the output has shape {root.shape}"
+        )
+    return g
+
+
+def _fit_to_input(g: Tensor, inp: Tensor, node: Any) -> Tensor:
+    """Sum a gradient back to ``inp``'s shape (undo broadcasting) and cast to its dtype."""
+    if g.shape != inp.shape:
+        try:
+            np.broadcast_shapes(inp.shape, g.shape)
+        except ValueError:
+            raise RuntimeError(
+                f"{node.name}.backward returned a gradient of shape {g.shape} for an input of "
+                f"shape {inp.shape}"
+            ) from None
+        g = _ops.sum_to_shape(g, inp.shape)
+    if g.dtype != inp.dtype:
+        g = _ops.cast(g, inp.dtype)
+    return g
+
+
+def _run(
+    roots: Sequence[Tensor],
+    seeds: Sequence[Tensor],
+    retain_graph: bool,
+    create_graph: bool,
+    capture: dict[int, Tensor] | None,
+) -> dict[int, tuple[Tensor, Tensor]]:
+    """Run the reverse pass. Returns ``{id(leaf): (leaf, gradient)}`` for the leaves reached.
+
+    ``capture`` maps ids of non-leaf tensors whose gradient the caller wants (``grad()``).
+    """
+    order = _topological_order(roots)
+    grads: dict[int, Tensor] = {}
+    keep: dict[int, Tensor] = {}  # keeps leaves alive while their id is a key
+    for r, s in zip(roots, seeds, strict=True):
+        grads[id(r)] = grads[id(r)] + s if id(r) in grads else s
+        keep[id(r)] = r
+    captured: dict[int, tuple[Tensor, Tensor]] = {}
+    with grad_mode.set_grad_enabled(create_graph):
+        for t in reversed(order):
+            g = grads.pop(id(t), None)
+            if g is None:
+                continue  # no gradient flows into this tensor from the roots
+            if t._hooks:
+                g = _apply_hooks(t, g)
+            if t._retains_grad and capture is None:
+                t.grad = _accumulate(t.grad, g, create_graph)
+            if capture is not None and id(t) in capture:
+                captured[id(t)] = (t, g)
+            node = t._ctx
+            _function._running_backward = node
+            try:
+                in_grads = type(node).backward(node, g)
+            finally:
+                _function._running_backward = None
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            inputs = node.inputs
+            if len(in_grads) != len(inputs):
+                raise RuntimeError(
+                    f"{node.name}.backward returned {len(in_grads)} gradients for "
+                    f"{len(inputs)} inputs"
+                )
+            for inp, gi, need in zip(inputs, in_grads, node.needs_input_grad, strict=True):
+                if not need or gi is None:
+                    continue
+                gi = _fit_to_input(gi, inp, node)
+                key = id(inp)
+                grads[key] = grads[key] + gi if key in grads else gi
+                if inp._ctx is None:
+                    keep[key] = inp
+            if not retain_graph:
+                node.release()
+        leaf_grads: dict[int, tuple[Tensor, Tensor]] = {}
+        for key, g in grads.items():
+            leaf = keep[key]
+            if not leaf.requires_grad or leaf._ctx is not None:
+                continue
+            if leaf._hooks:
+                g = _apply_hooks(leaf, g)
+            leaf_grads[key] = (leaf, g)
+    leaf_grads.update(captured)
+    return leaf_grads
+
+
+def _apply_hooks(t: Tensor, g: Tensor) -> Tensor:
+    for hook in list(t._hooks or ()):
+        new = hook(g)
+        if new is not None:
+            if not isinstance(new, Tensor) or new.shape != g.shape:
+                raise ValueError(
+                    f"hook returned {type(new).__name__} "
+                    f"{getattr(new, 'shape', '')}; expected a Tensor of shape {g.shape}"
+                )
+            g = new
+    return g
+
+
+def _accumulate(old: Tensor | None, g: Tensor, create_graph: bool) -> Tensor:
+    if not create_graph:
+        # own the memory: upstream gradients are often views shared between several tensors
+        g = Tensor._from_op(np.array(g.data, copy=True), False)
+    return g if old is None else old + g
+
+
+def backward(
+    roots: Sequence[Tensor],
+    gradients: Sequence[Any],
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+) -> None:
+    """Accumulate gradients of ``roots`` into ``.grad`` of every leaf that requires grad."""
+    for r in roots:
+        if not isinstance(r, Tensor):
+            raise TypeError(f"backward: expected Tensors, got {type(r).__name__}")
+        if not r.requires_grad:
+            raise RuntimeError(
+                "backward: the tensor does not require grad and has no grad_fn (was it computed "
+                "under no_grad(), or from inputs without requires_grad=True?)"
+            )
+    seeds = [_as_gradient(r, g) for r, g in zip(roots, gradients, strict=True)]
+    retain = create_graph if retain_graph is None else retain_graph
+    leaf_grads = _run(roots, seeds, retain, create_graph, capture=None)
+    for leaf, g in leaf_grads.values():
+        leaf.grad = _accumulate(leaf.grad, g, create_graph)
+
+
+def grad(
+    outputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
+    grad_outputs: Any = None,
+    retain_graph: bool | None = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+) -> tuple[Tensor | None, ...]:
+    """Return d(outputs)/d(inputs) without touching any ``.grad``, like ``torch.autograd.grad``.
+
+    Args:
+        outputs: tensor(s) to differentiate.
+        inputs: tensor(s) (leaves or not) to differentiate with respect to.
+        grad_outputs: upstream gradient(s), one per output (optional for one-element outputs).
+        retain_graph: keep the graph for another pass (default: ``create_graph``).
+        create_graph: record the gradients' own graph (for higher-order derivatives).
+        allow_unused: return ``None`` for an input the outputs do not depend on (else an error).
+    """
+    outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    ins = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, (Tensor, np.ndarray)):
+        grad_outputs = [grad_outputs] * len(outs) if len(outs) == 1 else grad_outputs
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outs)
+    for t in ins:
+        if not isinstance(t, Tensor) or not t.requires_grad:
+            raise RuntimeError("grad: every input must be a Tensor with requires_grad=True")
+    for o in outs:
+        if not isinstance(o, Tensor) or not o.requires_grad:
+            raise RuntimeError("grad: an output does not require grad (no path to the inputs)")
+    seeds = [_as_gradient(o, g) for o, g in zip(outs, grad_outputs, strict=True)]
+    retain = create_graph if retain_graph is None else retain_graph
+    capture = {id(t): t for t in ins if t._ctx is not None}
+    found = _run(outs, seeds, retain, create_graph, capture=capture)
+    result: list[Tensor | None] = []
+    for i, t in enumerate(ins):
+        g = found[id(t)][1] if id(t) in found else None
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad: input {i} (shape {t.shape}) was not used to compute the outputs; "
+                "pass allow_unused=True to get None for it"
+            )
+        if g is not None and not create_graph:
+            g = g.detach()
+        result.append(g)
+    return tuple(result)
+
+
+from tinygrad_conv import ops as _ops  # noqa: E402

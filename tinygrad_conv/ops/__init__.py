@@ -1,0 +1,55 @@
+"""Differentiable ops, one module per family. Each public function takes Tensors (or arrays,
+taken as constants) and returns a Tensor; see each module for the math of its backward pass."""
+
+from tinygrad_conv.ops.elementwise import (
+    abs,
+    add,
+    cast,
+    clip,
+    div,
+    exp,
+    leaky_relu,
+    log,
+    maximum,
+    minimum,
+    mul,
+    neg,
+    pow,
+    relu,
+    sigmoid,
+    sqrt,
+    sub,
+    tanh,
+    where,
+)
+from tinygrad_conv.ops.loss import (
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    log_softmax,
+    mse_loss,
+    softmax,
+)
+from tinygrad_conv.ops.matmul import matmul
+from tinygrad_conv.ops.movement import (
+    broadcast_to,
+    concatenate,
+    flatten,
+    getitem,
+    pad,
+    reshape,
+    squeeze,
+    stack,
+    sum_to_shape,
+    swapaxes,
+    transpose,
+    unsqueeze,
+)
+from tinygrad_conv.ops.reduce import logsumexp, max, mean, min, sum, var
+
+__all__ = [
+    "abs", "add", "binary_cross_entropy_with_logits", "broadcast_to", "cast", "clip",
+    "concatenate", "cross_entropy", "div", "exp", "flatten", "getitem", "leaky_relu", "log",
+    "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mse_loss",
+    "mul", "neg", "pad", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack",
+    "sub", "sum", "sum_to_shape", "swapaxes", "tanh", "transpose", "unsqueeze", "var", "where",
+]  # fmt: skip

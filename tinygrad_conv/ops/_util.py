@@ -1,0 +1,59 @@
+"""Small helpers shared by the op families: operand conversion and axis normalisation."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tinygrad_conv.tensor import Tensor
+
+_PY_SCALARS = (bool, int, float)
+
+
+def as_tensor(x: Any) -> Tensor:
+    """Wrap arrays/scalars as constant Tensors; Tensors pass through."""
+    return x if isinstance(x, Tensor) else Tensor(x)
+
+
+def binary_operands(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
+    """Turn the operands of a binary op into Tensors, keeping NumPy's promotion rules.
+
+    A Python scalar is "weak" in NumPy 2 (float32 * 2.0 stays float32), so it is converted to the
+    dtype the result would have, rather than to a float64 array that would promote the result.
+    """
+    if isinstance(a, _PY_SCALARS) and isinstance(b, Tensor):
+        a = np.asarray(a, dtype=np.result_type(b.data, a))
+    elif isinstance(b, _PY_SCALARS) and isinstance(a, Tensor):
+        b = np.asarray(b, dtype=np.result_type(a.data, b))
+    ta, tb = as_tensor(a), as_tensor(b)
+    try:
+        np.broadcast_shapes(ta.shape, tb.shape)
+    except ValueError:
+        raise ValueError(
+            f"{op}: operands of shapes {ta.shape} and {tb.shape} cannot be broadcast together"
+        ) from None
+    return ta, tb
+
+
+def normalize_axes(op: str, axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...]:
+    """Axes as a sorted tuple of non-negative ints; ``None`` means all axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    out = []
+    for ax in axes:
+        if not isinstance(ax, (int, np.integer)):
+            raise TypeError(f"{op}: axis must be int or a tuple of ints, got {axis!r}")
+        if not -ndim <= ax < max(ndim, 1) or (ndim == 0 and ax not in (0, -1)):
+            raise ValueError(f"{op}: axis {ax} is out of range for a tensor with {ndim} dims")
+        out.append(int(ax) % max(ndim, 1))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{op}: repeated axis in {axis!r}")
+    return tuple(sorted(out))
+
+
+def constant(array: np.ndarray) -> Tensor:
+    """A constant (non-differentiable) Tensor around ``array``."""
+    return Tensor._from_op(array, False)

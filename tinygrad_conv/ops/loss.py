@@ -1,0 +1,129 @@
+"""Softmax family and losses: softmax, log_softmax, cross_entropy, mse_loss, BCE with logits.
+
+softmax/log_softmax subtract the row maximum before exponentiating, so logits of 1e4 do not
+overflow; their backward passes are written with the saved output (differentiable again).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from tinygrad_conv.function import Function
+from tinygrad_conv.ops._util import as_tensor, normalize_axes
+from tinygrad_conv.ops.elementwise import abs as _abs
+from tinygrad_conv.ops.elementwise import exp, log, relu
+from tinygrad_conv.ops.movement import getitem
+from tinygrad_conv.ops.reduce import mean, sum
+from tinygrad_conv.tensor import Tensor
+
+
+def _stable_log_softmax(a: np.ndarray, axis: int) -> np.ndarray:
+    shifted = a - np.max(a, axis=axis, keepdims=True)
+    return shifted - np.log(np.sum(np.exp(shifted), axis=axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """z = a - logsumexp(a);  backward: g - softmax(a) * sum(g)  with softmax = exp(z)."""
+
+    op_name = "log_softmax"
+
+    @staticmethod
+    def forward(ctx, a, *, axis):
+        return _stable_log_softmax(a, axis)
+
+    @staticmethod
+    def backward(ctx, g):
+        axis = ctx.attrs["axis"]
+        return g - exp(ctx.output) * sum(g, axis, keepdims=True)
+
+
+class Softmax(Function):
+    """z = exp(a) / sum(exp(a));  backward: z * (g - sum(g * z))."""
+
+    @staticmethod
+    def forward(ctx, a, *, axis):
+        return np.exp(_stable_log_softmax(a, axis))
+
+    @staticmethod
+    def backward(ctx, g):
+        z = ctx.output
+        return z * (g - sum(g * z, ctx.attrs["axis"], keepdims=True))
+
+
+def _axis(op: str, a: Tensor, axis: int) -> int:
+    return normalize_axes(op, axis, a.ndim)[0]
+
+
+def softmax(a: Any, axis: int = -1) -> Tensor:
+    """Softmax along ``axis``."""
+    t = as_tensor(a)
+    return Softmax.apply(t, axis=_axis("softmax", t, axis))
+
+
+def log_softmax(a: Any, axis: int = -1) -> Tensor:
+    """Log of the softmax along ``axis``, computed stably."""
+    t = as_tensor(a)
+    return LogSoftmax.apply(t, axis=_axis("log_softmax", t, axis))
+
+
+def _reduce_loss(op: str, loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return mean(loss)
+    if reduction == "sum":
+        return sum(loss)
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy with integer class labels.
+
+    Args:
+        logits: [N, C] unnormalised scores.
+        labels: [N] integer class indices in [0, C).
+        reduction: 'mean' (default), 'sum' or 'none' (per-sample losses [N]).
+    """
+    z = as_tensor(logits)
+    y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
+    if z.ndim != 2:
+        raise ValueError(f"cross_entropy: logits must be [N, C], got shape {z.shape}")
+    if y.dtype.kind not in "iu":
+        raise TypeError(f"cross_entropy: labels must be integers, got dtype {y.dtype}")
+    if y.shape != (z.shape[0],):
+        raise ValueError(
+            f"cross_entropy: labels have shape {y.shape}, expected ({z.shape[0]},) for logits "
+            f"of shape {z.shape}"
+        )
+    if y.size and (y.min() < 0 or y.max() >= z.shape[1]):
+        bad = y[(y < 0) | (y >= z.shape[1])][0]
+        raise ValueError(
+            f"cross_entropy: label {bad} is out of range for {z.shape[1]} classes"
+        )
+    picked = getitem(log_softmax(z, axis=1), (np.arange(z.shape[0]), y))
+    return _reduce_loss("cross_entropy", -picked, reduction)
+
+
+def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Tensor:
+    """Mean squared error; ``prediction`` and ``target`` must have the same shape."""
+    p, t = as_tensor(prediction), as_tensor(target)
+    if p.shape != t.shape:
+        raise ValueError(f"mse_loss: prediction {p.shape} and target {t.shape} differ in shape")
+    d = p - t
+    return _reduce_loss("mse_loss", d * d, reduction)
+
+
+def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
+    """Sigmoid + binary cross-entropy in one stable formula.
+
+    loss = max(x, 0) - x*y + log(1 + exp(-|x|))   (never exponentiates a positive number)
+    """
+    x, y = as_tensor(logits), as_tensor(target)
+    if x.shape != y.shape:
+        raise ValueError(
+            f"binary_cross_entropy_with_logits: logits {x.shape} and target {y.shape} differ"
+        )
+    loss = relu(x) - x * y + log(1 + exp(-_abs(x)))
+    return _reduce_loss("binary_cross_entropy_with_logits", loss, reduction)

@@ -1,0 +1,156 @@
+"""Reductions over axes: sum, mean, max, min, var, logsumexp (``axis`` int/tuple/None, ``keepdims``).
+
+Backward of a reduction broadcasts the gradient back over the reduced axes: reshape it to the
+``keepdims`` shape, then ``broadcast_to`` the input shape (both differentiable ops).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tinygrad_conv.function import Function
+from tinygrad_conv.ops._util import as_tensor, constant, normalize_axes
+from tinygrad_conv.tensor import Tensor
+
+
+def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(1 if i in axes else s for i, s in enumerate(shape))
+
+
+def _expand(g: Tensor, in_shape: tuple[int, ...], axes: tuple[int, ...]) -> Tensor:
+    """Broadcast a reduced gradient back to ``in_shape``."""
+    from tinygrad_conv.ops.movement import broadcast_to, reshape
+
+    return broadcast_to(reshape(g, _kept_shape(in_shape, axes)), in_shape)
+
+
+class Sum(Function):
+    """z = sum of a over ``axes``; dz/da = 1 on every summed element."""
+
+    @staticmethod
+    def forward(ctx, a, *, axes, keepdims):
+        return np.sum(a, axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        return _expand(g, ctx.inputs[0].shape, ctx.attrs["axes"])
+
+
+class Mean(Function):
+    """z = mean of a over ``axes``; dz/da = 1/n."""
+
+    @staticmethod
+    def forward(ctx, a, *, axes, keepdims):
+        return np.mean(a, axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        shape = ctx.inputs[0].shape
+        axes = ctx.attrs["axes"]
+        n = int(np.prod([shape[i] for i in axes])) if axes else 1
+        return _expand(g, shape, axes) / n
+
+
+class _Extremum(Function):
+    """max/min over ``axes``; the gradient goes to the extreme elements, shared equally by ties."""
+
+    reducer: Any = None
+
+    @classmethod
+    def forward(cls, ctx, a, *, axes, keepdims):
+        return cls.reducer(a, axis=axes, keepdims=keepdims)
+
+    @staticmethod
+    def backward(ctx, g):
+        a = ctx.inputs[0].data
+        axes = ctx.attrs["axes"]
+        hit = a == ctx.output.data.reshape(_kept_shape(a.shape, axes))
+        share = hit / hit.sum(axis=axes, keepdims=True)
+        return _expand(g, a.shape, axes) * constant(share.astype(g.dtype))
+
+
+class Max(_Extremum):
+    """Maximum over axes."""
+
+    reducer = staticmethod(np.max)
+
+
+class Min(_Extremum):
+    """Minimum over axes."""
+
+    reducer = staticmethod(np.min)
+
+
+class LogSumExp(Function):
+    """z = log(sum(exp(a))) = m + log(sum(exp(a - m))) with m = max(a): no overflow.
+
+    dz/da = exp(a - z) (the softmax), written with ``ctx.output`` so it stays differentiable.
+    """
+
+    op_name = "logsumexp"
+
+    @staticmethod
+    def forward(ctx, a, *, axes, keepdims):
+        m = np.max(a, axis=axes, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)  # all -inf rows: avoid inf - inf
+        z = m + np.log(np.sum(np.exp(a - m), axis=axes, keepdims=True))
+        return z if keepdims else np.squeeze(z, axis=axes)
+
+    @staticmethod
+    def backward(ctx, g):
+        from tinygrad_conv.ops.elementwise import exp
+        from tinygrad_conv.ops.movement import reshape
+
+        a = ctx.inputs[0]
+        axes = ctx.attrs["axes"]
+        z = reshape(ctx.output, _kept_shape(a.shape, axes))
+        return _expand(g, a.shape, axes) * exp(a - z)
+
+
+def _reduce(cls: type[Function], name: str, a: Any, axis: Any, keepdims: bool) -> Tensor:
+    t = as_tensor(a)
+    axes = normalize_axes(name, axis, t.ndim)
+    if t.size == 0 and cls in (Max, Min, LogSumExp):
+        raise ValueError(f"{name}: cannot reduce an empty tensor of shape {t.shape}")
+    return cls.apply(t, axes=axes, keepdims=bool(keepdims))
+
+
+def sum(a: Any, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Sum over ``axis`` (int, tuple, or None for all)."""
+    return _reduce(Sum, "sum", a, axis, keepdims)
+
+
+def mean(a: Any, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    """Arithmetic mean over ``axis``."""
+    return _reduce(Mean, "mean", a, axis, keepdims)
+
+
+def max(a: Any, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Maximum over ``axis``."""
+    return _reduce(Max, "max", a, axis, keepdims)
+
+
+def min(a: Any, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:  # noqa: A001
+    """Minimum over ``axis``."""
+    return _reduce(Min, "min", a, axis, keepdims)
+
+
+def logsumexp(a: Any, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    """log(sum(exp(a))) over ``axis``, stable for large inputs (logits of 1e4 are fine)."""
+    return _reduce(LogSumExp, "logsumexp", a, axis, keepdims)
+
+
+def var(
+    a: Any, axis: int | Sequence[int] | None = None, ddof: int = 0, keepdims: bool = False
+) -> Tensor:
+    """Variance over ``axis``: sum((a - mean)^2) / (n - ddof), NumPy's convention (ddof=0)."""
+    t = as_tensor(a)
+    axes = normalize_axes("var", axis, t.ndim)
+    n = int(np.prod([t.shape[i] for i in axes])) if axes else 1
+    if n - ddof <= 0:
+        raise ValueError(f"var: {n} elements over axis {axis} with ddof={ddof} leave no degree")
+    d = t - mean(t, axes, keepdims=True)
+    return sum(d * d, axes, keepdims) / (n - ddof)
