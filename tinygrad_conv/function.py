@@ -101,27 +101,32 @@ class Function:
 
         A node is recorded only when grad mode is on and at least one input requires grad.
         """
-        from tinygrad_conv.tensor import Tensor  # the Tensor class sits above this module
-
-        tensors = tuple(x if isinstance(x, Tensor) else Tensor(x) for x in inputs)
-        record = grad_mode._grad_enabled and any(t.requires_grad for t in tensors)
+        tensors = tuple([x if isinstance(x, _Tensor) else _Tensor(x) for x in inputs])
+        record = False
+        if grad_mode._grad_enabled:
+            for t in tensors:
+                if t.requires_grad:
+                    record = True
+                    break
         ctx = cls.__new__(cls)
         ctx.attrs = attrs
         ctx.needs_input_grad = (
-            tuple(t.requires_grad for t in tensors) if record else (False,) * len(tensors)
+            tuple([t.requires_grad for t in tensors]) if record else (False,) * len(tensors)
         )
         ctx.backward_calls = []
         ctx.released = False
         ctx._saved = ()
-        out_data = cls.forward(ctx, *(t.data for t in tensors), **attrs)
-        out = Tensor._from_op(np.asarray(out_data), record)
+        out_data = cls.forward(ctx, *[t.data for t in tensors], **attrs)
+        if type(out_data) is not np.ndarray:
+            out_data = np.asarray(out_data)
+        out = _Tensor._from_op(out_data, record)
         if record:
             ctx.inputs = tensors
             ctx._output_ref = weakref.ref(out)
             out._ctx = ctx
         if _running_backward is not None:
             _running_backward.backward_calls.append(
-                (ctx.name, tuple(t.shape for t in tensors), out.shape)
+                (ctx.name, tuple([t.shape for t in tensors]), out.shape)
             )
         return out
 
@@ -135,3 +140,6 @@ def _released_message(node: Function) -> str:
         f"{node.name}: trying to backward through the graph a second time (or to read values that "
         "backward already freed). Pass retain_graph=True to the first backward() or grad() call."
     )
+
+
+from tinygrad_conv.tensor import Tensor as _Tensor  # noqa: E402  (tensor.py imports this module's users)

@@ -22,6 +22,12 @@ from tinygrad_conv.ops.elementwise import (
     tanh,
     where,
 )
+from tinygrad_conv.ops.conv import (
+    conv2d,
+    conv2d_backprop_filter,
+    conv2d_backprop_input,
+    conv2d_transpose,
+)
 from tinygrad_conv.ops.loss import (
     binary_cross_entropy_with_logits,
     cross_entropy,
@@ -48,7 +54,8 @@ from tinygrad_conv.ops.reduce import logsumexp, max, mean, min, sum, var
 
 __all__ = [
     "abs", "add", "binary_cross_entropy_with_logits", "broadcast_to", "cast", "clip",
-    "concatenate", "cross_entropy", "div", "exp", "flatten", "getitem", "leaky_relu", "log",
+    "concatenate", "conv2d", "conv2d_backprop_filter", "conv2d_backprop_input", "conv2d_transpose",
+    "cross_entropy", "div", "exp", "flatten", "getitem", "leaky_relu", "log",
     "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mse_loss",
     "mul", "neg", "pad", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack",
     "sub", "sum", "sum_to_shape", "swapaxes", "tanh", "transpose", "unsqueeze", "var", "where",

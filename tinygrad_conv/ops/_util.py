@@ -17,17 +17,27 @@ def as_tensor(x: Any) -> Tensor:
     return x if isinstance(x, Tensor) else Tensor(x)
 
 
+def _scalar_like(t: Tensor, s: bool | int | float) -> Tensor:
+    """A 0-d constant for a Python scalar, in the dtype NumPy would give ``t op s``."""
+    dt = t.data.dtype
+    if dt.kind != "f" or isinstance(s, complex):
+        dt = np.result_type(t.data, s)
+    return Tensor._from_op(np.asarray(s, dtype=dt), False)
+
+
 def binary_operands(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
     """Turn the operands of a binary op into Tensors, keeping NumPy's promotion rules.
 
     A Python scalar is "weak" in NumPy 2 (float32 * 2.0 stays float32), so it is converted to the
     dtype the result would have, rather than to a float64 array that would promote the result.
     """
+    if isinstance(b, _PY_SCALARS) and isinstance(a, Tensor):
+        return a, _scalar_like(a, b)
     if isinstance(a, _PY_SCALARS) and isinstance(b, Tensor):
-        a = np.asarray(a, dtype=np.result_type(b.data, a))
-    elif isinstance(b, _PY_SCALARS) and isinstance(a, Tensor):
-        b = np.asarray(b, dtype=np.result_type(a.data, b))
+        return _scalar_like(b, a), b
     ta, tb = as_tensor(a), as_tensor(b)
+    if ta.data.shape == tb.data.shape:
+        return ta, tb
     try:
         np.broadcast_shapes(ta.shape, tb.shape)
     except ValueError:

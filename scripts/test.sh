@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up (system graphviz + the package with its test extra) and run the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v dot >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq graphviz >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq graphviz >/dev/null; fi
+fi
+python3 -m pip install -q -e '.[test,examples]'
+python3 -m pytest -q "$@"
