@@ -68,7 +68,9 @@ def _fit_to_input(g: Tensor, inp: Tensor, node: Any) -> Tensor:
     """Sum a gradient back to ``inp``'s shape (undo broadcasting) and cast to its dtype."""
     if g.shape != inp.shape:
         try:
-            np.broadcast_shapes(inp.shape, g.shape)
+            # only a gradient of the broadcast output shape can be summed back to the input
+            if np.broadcast_shapes(inp.shape, g.shape) != g.shape:
+                raise ValueError
         except ValueError:
             raise RuntimeError(
                 f"{node.name}.backward returned a gradient of shape {g.shape} for an input of "

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import numpy as np
 
 from tinygrad_conv import grad_mode
+from tinygrad_conv import scope as _scope
 
 if TYPE_CHECKING:
     from tinygrad_conv.tensor import Tensor
@@ -88,7 +89,17 @@ class Function:
 
     def release(self) -> None:
         """Free the inputs, saved values and any arrays stored on ``ctx`` (after backward)."""
-        keep = {k: self.__dict__[k] for k in ("attrs", "needs_input_grad", "backward_calls")}
+        keep = {
+            k: self.__dict__[k]
+            for k in ("attrs", "needs_input_grad", "backward_calls", "scope")
+            if k in self.__dict__
+        }
+        # array-valued attributes (masks, argmax, window matrices) can be activation-sized:
+        # keep only a description of them, for drawings
+        keep["attrs"] = {
+            k: (f"<array {v.shape} {v.dtype}>" if isinstance(v, np.ndarray) else v)
+            for k, v in keep["attrs"].items()
+        }
         self.__dict__.clear()
         self.__dict__.update(keep)
         self.inputs = None
@@ -123,6 +134,7 @@ class Function:
         if record:
             ctx.inputs = tensors
             ctx._output_ref = weakref.ref(out)
+            ctx.scope = _scope._current  # the modules being called, for drawings by module
             out._ctx = ctx
         if _running_backward is not None:
             _running_backward.backward_calls.append(

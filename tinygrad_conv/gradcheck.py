@@ -93,7 +93,7 @@ def gradcheck(
             worst = np.unravel_index(int(np.argmax(err)), x.shape)
             raise GradcheckError(
                 f"gradcheck failed for {_label(inputs[i], i)} at index {tuple(map(int, worst))}: "
-                f"analytic {got[worst]!r} vs numeric {numeric[worst]!r} "
+                f"analytic {float(got[worst])!r} vs numeric {float(numeric[worst])!r} "
                 f"(max abs diff {np.abs(got - numeric).max():.3e}, atol={atol}, rtol={rtol})"
             )
     return True

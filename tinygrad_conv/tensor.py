@@ -291,6 +291,34 @@ class Tensor:
         return Tensor(self.data != _to_array(other))
 
     # -- method forms of the ops --------------------------------------------------------------------
+    def add(self, other: ArrayLike) -> Tensor:
+        """self + other with broadcasting."""
+        return _ops.add(self, other)
+
+    def sub(self, other: ArrayLike) -> Tensor:
+        """self - other with broadcasting."""
+        return _ops.sub(self, other)
+
+    def mul(self, other: ArrayLike) -> Tensor:
+        """self * other with broadcasting."""
+        return _ops.mul(self, other)
+
+    def div(self, other: ArrayLike) -> Tensor:
+        """self / other with broadcasting (true division)."""
+        return _ops.div(self, other)
+
+    def neg(self) -> Tensor:
+        """-self."""
+        return _ops.neg(self)
+
+    def pow(self, exponent: ArrayLike) -> Tensor:
+        """self ** exponent with broadcasting."""
+        return _ops.pow(self, exponent)
+
+    def where(self, condition: ArrayLike, other: ArrayLike) -> Tensor:
+        """self where ``condition`` is true, else ``other`` (PyTorch's ``Tensor.where``)."""
+        return _ops.where(condition, self, other)
+
     def exp(self) -> Tensor:
         """Elementwise e**x."""
         return _ops.exp(self)

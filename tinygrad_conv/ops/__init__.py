@@ -50,13 +50,14 @@ from tinygrad_conv.ops.movement import (
     transpose,
     unsqueeze,
 )
+from tinygrad_conv.ops.pool import avg_pool2d, max_pool2d
 from tinygrad_conv.ops.reduce import logsumexp, max, mean, min, sum, var
 
 __all__ = [
-    "abs", "add", "binary_cross_entropy_with_logits", "broadcast_to", "cast", "clip",
+    "abs", "add", "avg_pool2d", "binary_cross_entropy_with_logits", "broadcast_to", "cast", "clip",
     "concatenate", "conv2d", "conv2d_backprop_filter", "conv2d_backprop_input", "conv2d_transpose",
     "cross_entropy", "div", "exp", "flatten", "getitem", "leaky_relu", "log",
-    "log_softmax", "logsumexp", "matmul", "max", "maximum", "mean", "min", "minimum", "mse_loss",
+    "log_softmax", "logsumexp", "matmul", "max", "max_pool2d", "maximum", "mean", "min", "minimum", "mse_loss",
     "mul", "neg", "pad", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack",
     "sub", "sum", "sum_to_shape", "swapaxes", "tanh", "transpose", "unsqueeze", "var", "where",
 ]  # fmt: skip

@@ -92,9 +92,22 @@ class Pow(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.inputs
-        ga = g * b * a ** (b - 1) if ctx.needs_input_grad[0] else None
-        gb = g * ctx.output * log(a) if ctx.needs_input_grad[1] else None
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore"):  # 0^-1 and log(0): masked below
+            if ctx.needs_input_grad[0]:
+                # d/da a^0 = 0, also at a = 0 where a^-1 is inf (PyTorch's convention)
+                ga = _zero_where(b.data == 0, g * b * a ** (b - 1))
+            if ctx.needs_input_grad[1]:
+                # a = 0, b >= 0: z is flat in b, so dz/db = 0 rather than 0 * log(0) (PyTorch's)
+                gb = _zero_where((a.data == 0) & (b.data >= 0), g * ctx.output * log(a))
         return ga, gb
+
+
+def _zero_where(mask: np.ndarray, t: Tensor) -> Tensor:
+    """``t`` with the elements under ``mask`` (broadcast to t's shape) replaced by exact zeros."""
+    if not mask.any():
+        return t
+    return where(np.broadcast_to(mask, t.shape), 0.0, t)
 
 
 class Exp(Function):
@@ -231,7 +244,7 @@ class LeakyReLU(Function):
 
     @staticmethod
     def forward(ctx, a, *, negative_slope):
-        return np.where(a > 0, a, a * np.asarray(negative_slope, a.dtype))
+        return np.where(a > 0, a, a * negative_slope)  # weak Python float: float32 stays float32
 
     @staticmethod
     def backward(ctx, g):
@@ -245,9 +258,9 @@ class Sigmoid(Function):
 
     @staticmethod
     def forward(ctx, a):
-        # exp of a non-positive number only: e^-|a| never overflows
+        # exp of a non-positive number only: e^-|a| never overflows (and is float for int a)
         e = np.exp(-np.abs(a))
-        return np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(a.dtype, copy=False)
+        return np.where(a >= 0, 1 / (1 + e), e / (1 + e)).astype(e.dtype, copy=False)
 
     @staticmethod
     def backward(ctx, g):
@@ -345,7 +358,7 @@ def minimum(a: Any, b: Any) -> Tensor:
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:
     """``a`` where ``cond`` is true, else ``b`` (broadcast together); differentiable in a and b."""
-    c = np.asarray(cond.data if isinstance(cond, Tensor) else cond)
+    c = np.array(cond.data if isinstance(cond, Tensor) else cond)  # own copy, read by backward
     if c.dtype != bool:
         raise TypeError(f"where: cond must be boolean, got dtype {c.dtype}")
     ta, tb = binary_operands("where", a, b)

@@ -12,8 +12,7 @@ import numpy as np
 
 from tinygrad_conv.function import Function
 from tinygrad_conv.ops._util import as_tensor, normalize_axes
-from tinygrad_conv.ops.elementwise import abs as _abs
-from tinygrad_conv.ops.elementwise import exp, log, relu
+from tinygrad_conv.ops.elementwise import exp, sigmoid
 from tinygrad_conv.ops.movement import getitem
 from tinygrad_conv.ops.reduce import mean, sum
 from tinygrad_conv.tensor import Tensor
@@ -50,6 +49,22 @@ class Softmax(Function):
     def backward(ctx, g):
         z = ctx.output
         return z * (g - sum(g * z, ctx.attrs["axis"], keepdims=True))
+
+
+class Softplus(Function):
+    """z = log(1 + e^a), computed as logaddexp(0, a) (no overflow);  dz/da = sigmoid(a).
+
+    One node rather than ``relu(a) + log(1 + exp(-|a|))``: that composite is smooth, but autodiff
+    of its pieces gives relu'(0) = |.|'(0) = 0, i.e. a gradient of 0 instead of 1/2 at a = 0.
+    """
+
+    @staticmethod
+    def forward(ctx, a):
+        return np.logaddexp(0, a)
+
+    @staticmethod
+    def backward(ctx, g):
+        return g * sigmoid(ctx.inputs[0])
 
 
 def _axis(op: str, a: Tensor, axis: int) -> int:
@@ -118,12 +133,12 @@ def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Tensor:
 def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
     """Sigmoid + binary cross-entropy in one stable formula.
 
-    loss = max(x, 0) - x*y + log(1 + exp(-|x|))   (never exponentiates a positive number)
+    loss = softplus(x) - x*y = log(1 + e^x) - x*y   (softplus never overflows; exact at x = 0)
     """
     x, y = as_tensor(logits), as_tensor(target)
     if x.shape != y.shape:
         raise ValueError(
             f"binary_cross_entropy_with_logits: logits {x.shape} and target {y.shape} differ"
         )
-    loss = relu(x) - x * y + log(1 + exp(-_abs(x)))
+    loss = Softplus.apply(x) - x * y
     return _reduce_loss("binary_cross_entropy_with_logits", loss, reduction)

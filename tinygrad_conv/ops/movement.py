@@ -96,12 +96,23 @@ class ScatterAdd(Function):
     @staticmethod
     def forward(ctx, g, *, index, shape):
         out = np.zeros(shape, dtype=g.dtype)
-        np.add.at(out, index, g)
+        if _is_basic_index(index):
+            out[index] += g  # a basic index selects each element at most once: no collisions
+        else:
+            np.add.at(out, index, g)  # repeated integer indices must add up
         return out
 
     @staticmethod
     def backward(ctx, gg):
         return GetItem.apply(gg, index=ctx.attrs["index"])
+
+
+def _is_basic_index(index: Any) -> bool:
+    """True for indices made only of slices, ints, None and Ellipsis (no arrays)."""
+    items = index if isinstance(index, tuple) else (index,)
+    return all(
+        isinstance(i, (slice, int, np.integer)) or i is None or i is Ellipsis for i in items
+    )
 
 
 class Pad(Function):
@@ -229,6 +240,8 @@ def squeeze(a: Any, axis: int | Sequence[int] | None = None) -> Tensor:
         axes = tuple(i for i, s in enumerate(t.shape) if s == 1)
     else:
         axes = normalize_axes("squeeze", axis, t.ndim)
+        if t.ndim == 0:
+            axes = ()  # axis 0 of a 0-d tensor: nothing to remove (as in PyTorch)
         for ax in axes:
             if t.shape[ax] != 1:
                 raise ValueError(f"squeeze: axis {ax} has length {t.shape[ax]} (shape {t.shape})")
@@ -249,8 +262,10 @@ def _normalize_index(t: Tensor, index: Any) -> Any:
     for item in items:
         if isinstance(item, Tensor):
             item = item.data
-        elif isinstance(item, list):
-            item = np.asarray(item)
+        if isinstance(item, (list, np.ndarray)):
+            item = np.array(item)  # a private copy: backward must not see later in-place edits
+            if item.size == 0 and item.dtype.kind == "f":
+                item = item.astype(np.intp)  # x[[]] selects nothing, as in NumPy
         if isinstance(item, np.ndarray) and item.dtype.kind not in "iub":
             raise TypeError(f"getitem: index arrays must be integer or boolean, got {item.dtype}")
         out.append(item)

@@ -113,6 +113,8 @@ class LogSumExp(Function):
 def _reduce(cls: type[Function], name: str, a: Any, axis: Any, keepdims: bool) -> Tensor:
     t = as_tensor(a)
     axes = normalize_axes(name, axis, t.ndim)
+    if t.ndim == 0:
+        axes = ()  # axis 0 or -1 of a 0-d tensor (accepted, as in PyTorch) reduces nothing
     if t.size == 0 and cls in (Max, Min, LogSumExp):
         raise ValueError(f"{name}: cannot reduce an empty tensor of shape {t.shape}")
     return cls.apply(t, axes=axes, keepdims=bool(keepdims))
@@ -149,6 +151,8 @@ def var(
     """Variance over ``axis``: sum((a - mean)^2) / (n - ddof), NumPy's convention (ddof=0)."""
     t = as_tensor(a)
     axes = normalize_axes("var", axis, t.ndim)
+    if t.ndim == 0:
+        axes = ()  # as in _reduce
     n = int(np.prod([t.shape[i] for i in axes])) if axes else 1
     if n - ddof <= 0:
         raise ValueError(f"var: {n} elements over axis {axis} with ddof={ddof} leave no degree")

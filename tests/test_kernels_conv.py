@@ -1,0 +1,595 @@
+"""Tests for tinygrad_conv.kernels.conv against naive loops, adjointness and TensorFlow."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tinygrad_conv.kernels import conv as conv_mod
+from tinygrad_conv.kernels.conv import (
+    conv2d,
+    conv2d_backprop_filter,
+    conv2d_backprop_input,
+    conv2d_windows,
+)
+from tinygrad_conv.kernels.padding import ConvGeometry, check_out_backprop, conv_geometry
+
+# ----------------------------------------------------------------------------- naive references
+# Written for obviousness: loop over every output pixel and kernel tap, matmul over channels.
+
+
+def _padded(x: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    (t, b), (l, r) = geom.pads
+    return np.pad(x, ((0, 0), (t, b), (l, r), (0, 0)))
+
+
+def _loops(geom: ConvGeometry):
+    (ho, wo), (kh, kw) = geom.output_hw, geom.kernel_hw
+    (sh, sw), (dh, dw) = geom.strides, geom.dilations
+    for oh in range(ho):
+        for ow in range(wo):
+            for i in range(kh):
+                for j in range(kw):
+                    yield oh, ow, i, j, oh * sh + i * dh, ow * sw + j * dw
+
+
+def ref_conv2d(x, w, geom):
+    n, _, _, cin = x.shape
+    _, _, cg, cout = w.shape
+    groups = cin // cg
+    og = cout // groups
+    xp = _padded(x.astype(np.float64), geom)
+    y = np.zeros((n, *geom.output_hw, cout))
+    for oh, ow, i, j, ph, pw in _loops(geom):
+        for g in range(groups):
+            ci, co = slice(g * cg, (g + 1) * cg), slice(g * og, (g + 1) * og)
+            y[:, oh, ow, co] += xp[:, ph, pw, ci] @ w[i, j, :, co]
+    return y
+
+
+def ref_backprop_input(input_shape, w, dy, geom):
+    n, h, wd, cin = input_shape
+    _, _, cg, cout = w.shape
+    groups = cin // cg
+    og = cout // groups
+    (t, _), (l, _) = geom.pads
+    dxp = np.zeros(_padded(np.zeros(input_shape), geom).shape)
+    for oh, ow, i, j, ph, pw in _loops(geom):
+        for g in range(groups):
+            ci, co = slice(g * cg, (g + 1) * cg), slice(g * og, (g + 1) * og)
+            dxp[:, ph, pw, ci] += dy[:, oh, ow, co] @ w[i, j, :, co].T
+    return dxp[:, t : t + h, l : l + wd, :]
+
+
+def ref_backprop_filter(x, filter_shape, dy, geom):
+    kh, kw, cg, cout = filter_shape
+    groups = x.shape[3] // cg
+    og = cout // groups
+    xp = _padded(x.astype(np.float64), geom)
+    dw = np.zeros(filter_shape)
+    for oh, ow, i, j, ph, pw in _loops(geom):
+        for g in range(groups):
+            ci, co = slice(g * cg, (g + 1) * cg), slice(g * og, (g + 1) * og)
+            dw[i, j, :, co] += xp[:, ph, pw, ci].T @ dy[:, oh, ow, co]
+    return dw
+
+
+def assert_close(actual, expected, rtol=1e-12):
+    """Elementwise relative tolerance, with an absolute floor at rtol * max|expected| for entries
+    that cancel to ~0 (sums of products in a different order)."""
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape
+    scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=rtol * scale)
+
+
+# ----------------------------------------------------------------------------- random cases
+
+
+def random_case(rng: np.random.Generator, max_hw: int = 11, plain: bool = False):
+    """A random valid conv configuration: shapes, geometry, and float64 x, w, dy.
+
+    plain=True: no dilation and no groups (what TF's CPU backprop ops accept)."""
+    while True:
+        kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+        strides = tuple(int(v) for v in rng.integers(1, 4, 2))
+        dilations = (1, 1) if plain else tuple(int(v) for v in rng.integers(1, 4, 2))
+        groups = 1 if plain else int(rng.choice([1, 1, 2, 3]))
+        cg, og = (int(v) for v in rng.integers(1, 4, 2))
+        n = int(rng.integers(1, 4))
+        h, w = (int(v) for v in rng.integers(1, max_hw + 1, 2))
+        kind = rng.choice(["VALID", "SAME", "explicit"])
+        padding = (
+            [[int(v) for v in rng.integers(0, 4, 2)] for _ in range(2)]
+            if kind == "explicit"
+            else str(kind)
+        )
+        try:
+            geom = conv_geometry(
+                "conv2d",
+                (n, h, w, groups * cg),
+                (kh, kw, cg, groups * og),
+                strides,
+                padding,
+                dilations,
+            )
+        except ValueError:
+            continue  # filter larger than the padded input: draw again
+        x = rng.standard_normal((n, h, w, groups * cg))
+        wt = rng.standard_normal((kh, kw, cg, groups * og))
+        dy = rng.standard_normal((n, *geom.output_hw, groups * og))
+        return dict(
+            x=x,
+            w=wt,
+            dy=dy,
+            geom=geom,
+            strides=strides,
+            padding=padding,
+            dilations=dilations,
+            groups=groups,
+        )
+
+
+CASES = [random_case(np.random.default_rng(seed)) for seed in range(120)]
+
+
+def _id(case):
+    g = case["geom"]
+    return (
+        f"x{case['x'].shape}-k{g.kernel_hw}-s{g.strides}-d{g.dilations}-p{g.pads}-g{case['groups']}"
+    ).replace(" ", "")
+
+
+# ----------------------------------------------------------------------------- against the loops
+
+
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_matches_naive_reference_float64(case):
+    x, w, dy, geom = case["x"], case["w"], case["dy"], case["geom"]
+    y = conv2d(x, w, geom)
+    assert y.dtype == np.float64
+    assert_close(y, ref_conv2d(x, w, geom))
+    assert_close(
+        conv2d_backprop_input(x.shape, w, dy, geom), ref_backprop_input(x.shape, w, dy, geom)
+    )
+    assert_close(
+        conv2d_backprop_filter(x, w.shape, dy, geom), ref_backprop_filter(x, w.shape, dy, geom)
+    )
+
+
+@pytest.mark.parametrize("case", CASES[:40], ids=_id)
+def test_float32_follows_dtype_and_is_accurate(case):
+    x, w, dy, geom = (
+        case[k].astype(np.float32) if k != "geom" else case[k] for k in ("x", "w", "dy", "geom")
+    )
+    y = conv2d(x, w, geom)
+    dx = conv2d_backprop_input(x.shape, w, dy, geom)
+    dw = conv2d_backprop_filter(x, w.shape, dy, geom)
+    assert y.dtype == dx.dtype == dw.dtype == np.float32
+    x64, w64, dy64 = (a.astype(np.float64) for a in (x, w, dy))
+    assert_close(y, ref_conv2d(x64, w64, geom), rtol=2e-5)
+    assert_close(dx, ref_backprop_input(x.shape, w64, dy64, geom), rtol=2e-5)
+    assert_close(dw, ref_backprop_filter(x64, w.shape, dy64, geom), rtol=2e-5)
+
+
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_adjointness(case):
+    """<conv2d(x, w), dy> = <x, backprop_input(dy)> = <w, backprop_filter(x, dy)>."""
+    x, w, dy, geom = case["x"], case["w"], case["dy"], case["geom"]
+    lhs = np.vdot(conv2d(x, w, geom), dy)
+    via_x = np.vdot(x, conv2d_backprop_input(x.shape, w, dy, geom))
+    via_w = np.vdot(w, conv2d_backprop_filter(x, w.shape, dy, geom))
+    scale = np.abs(x).sum() * np.abs(w).max() * np.abs(dy).max() + 1.0
+    assert abs(lhs - via_x) <= 1e-13 * scale
+    assert abs(lhs - via_w) <= 1e-13 * scale
+
+
+conv_shapes = st.tuples(
+    st.integers(1, 3),  # batch
+    st.integers(1, 12),  # H
+    st.integers(1, 12),  # W
+    st.integers(1, 5),  # kh
+    st.integers(1, 5),  # kw
+    st.integers(1, 3),  # sh
+    st.integers(1, 3),  # sw
+    st.integers(1, 3),  # dh
+    st.integers(1, 3),  # dw
+    st.sampled_from([1, 2, 3]),  # groups
+    st.integers(1, 3),  # in-channels per group
+    st.integers(1, 3),  # out-channels per group
+    st.one_of(
+        st.sampled_from(["SAME", "VALID"]),
+        st.tuples(
+            st.tuples(st.integers(0, 4), st.integers(0, 4)),
+            st.tuples(st.integers(0, 4), st.integers(0, 4)),
+        ),
+    ),
+    st.integers(0, 2**32 - 1),
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(conv_shapes)
+def test_hypothesis_against_reference(params):
+    n, h, w, kh, kw, sh, sw, dh, dw, groups, cg, og, padding, seed = params
+    try:
+        geom = conv_geometry(
+            "conv2d", (n, h, w, groups * cg), (kh, kw, cg, groups * og), (sh, sw), padding, (dh, dw)
+        )
+    except ValueError as e:
+        assert "larger than the padded input" in str(e)
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, groups * cg))
+    wt = rng.standard_normal((kh, kw, cg, groups * og))
+    dy = rng.standard_normal((n, *geom.output_hw, groups * og))
+    assert_close(conv2d(x, wt, geom), ref_conv2d(x, wt, geom))
+    assert_close(
+        conv2d_backprop_input(x.shape, wt, dy, geom), ref_backprop_input(x.shape, wt, dy, geom)
+    )
+    assert_close(
+        conv2d_backprop_filter(x, wt.shape, dy, geom), ref_backprop_filter(x, wt.shape, dy, geom)
+    )
+
+
+# ----------------------------------------------------------------------------- code paths
+
+
+@pytest.mark.parametrize("block_bytes", [1, 300, 5000])
+@pytest.mark.parametrize("seed", [0, 3, 7, 11, 20, 33])
+def test_cache_blocks_and_row_bands_give_same_result(monkeypatch, block_bytes, seed):
+    """Tiny block budgets force many blocks of images and bands of rows inside one image."""
+    case = CASES[seed]
+    x, w, dy, geom = case["x"], case["w"], case["dy"], case["geom"]
+    expected = (
+        conv2d(x, w, geom),
+        conv2d_backprop_input(x.shape, w, dy, geom),
+        conv2d_backprop_filter(x, w.shape, dy, geom),
+    )
+    monkeypatch.setattr(conv_mod, "_BLOCK_BYTES", block_bytes)
+    conv_mod._blocks.cache_clear()
+    try:
+        got = (
+            conv2d(x, w, geom),
+            conv2d_backprop_input(x.shape, w, dy, geom),
+            conv2d_backprop_filter(x, w.shape, dy, geom),
+        )
+    finally:
+        conv_mod._blocks.cache_clear()
+    for a, b in zip(got, expected, strict=True):
+        assert_close(a, b, rtol=1e-13)
+
+
+def test_block_plan_covers_everything(monkeypatch):
+    monkeypatch.setattr(conv_mod, "_BLOCK_BYTES", 1000)
+    conv_mod._blocks.cache_clear()
+    try:
+        for n, ho, row_bytes in [(5, 7, 100), (3, 4, 600), (4, 9, 2000), (1, 1, 1), (0, 3, 10)]:
+            covered = np.zeros((n, ho), dtype=int)
+            for n0, n1, r0, r1 in conv_mod._blocks(n, ho, row_bytes):
+                assert n1 - n0 == 1 or (r0, r1) == (0, ho)  # contiguous rows of (M, K)
+                covered[n0:n1, r0:r1] += 1
+            assert (covered == 1).all()
+    finally:
+        conv_mod._blocks.cache_clear()
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+@pytest.mark.parametrize("seed", range(6))
+def test_window_reuse(groups, seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(50):
+        case = random_case(rng)
+        if case["groups"] == groups:
+            break
+    x, w, dy, geom = case["x"], case["w"], case["dy"], case["geom"]
+    cols = conv2d_windows(x, geom, groups)
+    m = x.shape[0] * geom.output_hw[0] * geom.output_hw[1]
+    assert cols.shape == (groups, m, geom.kernel_hw[0] * geom.kernel_hw[1] * x.shape[3] // groups)
+    assert_close(conv2d(x, w, geom, cols=cols), conv2d(x, w, geom), rtol=1e-13)
+    assert_close(
+        conv2d_backprop_filter(x, w.shape, dy, geom, cols=cols),
+        conv2d_backprop_filter(x, w.shape, dy, geom),
+        rtol=1e-13,
+    )
+
+
+def test_windows_layout():
+    x = np.arange(2 * 3 * 4 * 2, dtype=np.float64).reshape(2, 3, 4, 2)
+    geom = conv_geometry("conv2d", x.shape, (2, 2, 1, 2), (1, 2), [[1, 0], [0, 1]], 1)
+    cols = conv2d_windows(x, geom, groups=2)
+    xp = np.pad(x, ((0, 0), (1, 0), (0, 1), (0, 0)))
+    for g in range(2):
+        for n in range(2):
+            for oh in range(geom.output_hw[0]):
+                for ow in range(geom.output_hw[1]):
+                    row = (n * geom.output_hw[0] + oh) * geom.output_hw[1] + ow
+                    expected = xp[n, oh : oh + 2, 2 * ow : 2 * ow + 2, g].reshape(-1)
+                    np.testing.assert_array_equal(cols[g, row], expected)
+
+
+@pytest.mark.parametrize("groups", [1, 3])
+def test_pointwise_fast_path(groups):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 5, 4, 6))
+    w = rng.standard_normal((1, 1, 6 // groups, 9))
+    geom = conv_geometry("conv2d", x.shape, w.shape, 1, "SAME", 1)
+    assert geom.pads == ((0, 0), (0, 0))
+    dy = rng.standard_normal((3, 5, 4, 9))
+    assert_close(conv2d(x, w, geom), ref_conv2d(x, w, geom))
+    assert_close(
+        conv2d_backprop_input(x.shape, w, dy, geom), ref_backprop_input(x.shape, w, dy, geom)
+    )
+    assert_close(
+        conv2d_backprop_filter(x, w.shape, dy, geom), ref_backprop_filter(x, w.shape, dy, geom)
+    )
+    if groups == 1:
+        assert np.shares_memory(conv2d_windows(x, geom), x)  # no copy at all
+
+
+def test_depthwise_and_unequal_group_channels():
+    """groups = Cin (depthwise) and groups with more outputs than inputs per group."""
+    rng = np.random.default_rng(9)
+    for cin, cg, cout in [(4, 1, 4), (4, 1, 8), (6, 2, 9), (6, 3, 2)]:
+        x = rng.standard_normal((2, 7, 6, cin))
+        w = rng.standard_normal((3, 2, cg, cout))
+        geom = conv_geometry("conv2d", x.shape, w.shape, (2, 1), "SAME", (1, 2))
+        dy = rng.standard_normal((2, *geom.output_hw, cout))
+        assert_close(conv2d(x, w, geom), ref_conv2d(x, w, geom))
+        assert_close(
+            conv2d_backprop_input(x.shape, w, dy, geom), ref_backprop_input(x.shape, w, dy, geom)
+        )
+        assert_close(
+            conv2d_backprop_filter(x, w.shape, dy, geom), ref_backprop_filter(x, w.shape, dy, geom)
+        )
+
+
+def test_noncontiguous_inputs_and_empty_batch():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((5, 3, 6, 7)).transpose(0, 2, 3, 1)  # NCHW storage, NHWC view
+    w = rng.standard_normal((3, 3, 3, 4))[::-1]  # negative strides
+    geom = conv_geometry("conv2d", x.shape, w.shape, 1, "SAME", 1)
+    dy = rng.standard_normal((5, 7, 6, 4)).transpose(0, 2, 1, 3)
+    assert_close(conv2d(x, w, geom), ref_conv2d(x, w, geom))
+    assert_close(
+        conv2d_backprop_input(x.shape, w, dy, geom), ref_backprop_input(x.shape, w, dy, geom)
+    )
+    assert_close(
+        conv2d_backprop_filter(x, w.shape, dy, geom), ref_backprop_filter(x, w.shape, dy, geom)
+    )
+    geom0 = conv_geometry("conv2d", (0, 6, 7, 3), w.shape, 2, "SAME", 1)
+    x0 = np.zeros((0, 6, 7, 3))
+    dy0 = np.zeros((0, *geom0.output_hw, 4))
+    assert conv2d(x0, w, geom0).shape == (0, *geom0.output_hw, 4)
+    assert conv2d_backprop_input(x0.shape, w, dy0, geom0).shape == x0.shape
+    np.testing.assert_array_equal(conv2d_backprop_filter(x0, w.shape, dy0, geom0), 0)
+
+
+def test_mixed_dtypes_follow_numpy_promotion():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 5, 5, 3)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 3, 2))
+    geom = conv_geometry("conv2d", x.shape, w.shape, 1, "VALID", 1)
+    dy32 = np.ones((2, 3, 3, 2), np.float32)
+    assert conv2d(x, w, geom).dtype == np.float64
+    assert conv2d(x, w.astype(np.float32), geom).dtype == np.float32
+    assert conv2d_backprop_input(x.shape, w.astype(np.float32), dy32, geom).dtype == np.float32
+    assert conv2d_backprop_input(x.shape, w, dy32, geom).dtype == np.float64
+    assert conv2d_backprop_filter(x, w.shape, dy32, geom).dtype == np.float32
+    assert conv2d_backprop_filter(x, w.shape, dy32.astype(np.float64), geom).dtype == np.float64
+
+
+def test_leftover_rows_get_zero_gradient():
+    """Stride 3 on 9 rows with a 2-row kernel: windows read rows 0-1, 3-4, 6-7; the leftover
+    row 8 (and rows 2, 5 between windows) get exactly zero gradient."""
+    x = np.ones((1, 9, 9, 1))
+    w = np.ones((2, 2, 1, 1))
+    geom = conv_geometry("conv2d", x.shape, w.shape, 3, "VALID", 1)
+    assert geom.output_hw == (3, 3) and geom.leftover == (1, 1)
+    dx = conv2d_backprop_input(x.shape, w, np.ones((1, 3, 3, 1)), geom)
+    for r in (2, 5, 8):
+        assert not dx[0, r, :, 0].any() and not dx[0, :, r, 0].any()
+    assert dx.sum() == 36
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_kernel_errors_name_the_argument():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 6, 6, 4))
+    w = rng.standard_normal((3, 3, 2, 6))
+    geom = conv_geometry("conv2d", x.shape, w.shape, 1, "SAME", 1)
+    dy = np.zeros((2, 6, 6, 6))
+    with pytest.raises(ValueError, match=r"conv2d: x must be 4-D"):
+        conv2d(x[0], w, geom)
+    with pytest.raises(ValueError, match=r"conv2d: x has shape \(2, 5, 6, 4\)"):
+        conv2d(x[:, :5], w, geom)
+    with pytest.raises(ValueError, match=r"conv2d: filter has shape .*3x3 kernel"):
+        conv2d(x, w[:2], geom)
+    with pytest.raises(ValueError, match=r"conv2d: input channels 4 .*in-channels 3"):
+        conv2d(x, rng.standard_normal((3, 3, 3, 6)), geom)
+    with pytest.raises(ValueError, match=r"conv2d: filter out-channels 5 .*groups"):
+        conv2d(x, rng.standard_normal((3, 3, 2, 5)), geom)
+    with pytest.raises(TypeError, match=r"conv2d: x must be a real numeric array"):
+        conv2d(x.astype(complex), w, geom)
+    with pytest.raises(ValueError, match=r"conv2d: cols \(precomputed windows\) has shape"):
+        conv2d(x, w, geom, cols=np.zeros((1, 72, 18)))
+    with pytest.raises(ValueError, match=r"conv2d_backprop_input: dy \(out_backprop\) has shape"):
+        conv2d_backprop_input(x.shape, w, dy[:, :5], geom)
+    with pytest.raises(ValueError, match=r"conv2d_backprop_input: input_sizes has shape"):
+        conv2d_backprop_input((2, 7, 6, 4), w, dy, geom)
+    with pytest.raises(ValueError, match=r"conv2d_backprop_input: input_sizes must have 4"):
+        conv2d_backprop_input((2, 6, 6), w, dy, geom)
+    with pytest.raises(TypeError, match=r"conv2d_backprop_input: input_sizes must contain ints"):
+        conv2d_backprop_input((2, 6.0, 6, 4), w, dy, geom)
+    with pytest.raises(ValueError, match=r"conv2d_backprop_filter: filter_sizes has shape"):
+        conv2d_backprop_filter(x, (3, 2, 2, 6), dy, geom)
+    with pytest.raises(ValueError, match=r"conv2d_backprop_filter: dy \(out_backprop\)"):
+        conv2d_backprop_filter(x, w.shape, dy[:1], geom)
+    with pytest.raises(ValueError, match=r"conv2d_windows: groups must be a positive divisor"):
+        conv2d_windows(x, geom, 3)
+
+
+def test_inconsistent_input_sizes_detected_by_check_out_backprop():
+    """conv2d_backprop_input(input_sizes=...) with a gradient of the wrong spatial size."""
+    w = np.zeros((3, 3, 1, 1))
+    geom = conv_geometry("conv2d_backprop_input", (1, 9, 9, 1), w.shape, 2, "VALID", 1)
+    check_out_backprop("conv2d_backprop_input", geom, (1, 4, 4, 1), 1, 1)
+    # input 10 also gives 4 outputs (leftover 1): both are consistent
+    geom10 = conv_geometry("conv2d_backprop_input", (1, 10, 10, 1), w.shape, 2, "VALID", 1)
+    check_out_backprop("conv2d_backprop_input", geom10, (1, 4, 4, 1), 1, 1)
+    assert geom10.leftover == (1, 1)
+    with pytest.raises(ValueError, match="out_backprop"):
+        check_out_backprop("conv2d_backprop_input", geom, (1, 5, 5, 1), 1, 1)
+
+
+# ----------------------------------------------------------------------------- TensorFlow
+
+
+@pytest.fixture(scope="module")
+def tf():
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if os.environ.get("CI") == "true":
+        import tensorflow  # in CI a missing TensorFlow is a failure, not a skip
+
+        return tensorflow
+    return pytest.importorskip("tensorflow")
+
+
+def _tf_padding(case):
+    p = case["padding"]
+    return p if isinstance(p, str) else [[0, 0], list(p[0]), list(p[1]), [0, 0]]
+
+
+def _tf_conv(tf, x, w, case):
+    return tf.nn.conv2d(
+        x,
+        w,
+        strides=list(case["strides"]),
+        padding=_tf_padding(case),
+        dilations=list(case["dilations"]),
+    )
+
+
+def _tf_grads(tf, x, w, dy, case):
+    """(y, dx, dw) from TF by GradientTape; groups by per-group convs (CPU refuses grouped
+    gradients). TF's CPU has no dilated backprop kernels at all (2.21: not even at stride 1),
+    so dilated cases are differentiated through an explicitly zero-inserted filter."""
+    groups, (dh, dw_) = case["groups"], case["dilations"]
+    kh, kw, cg, cout = w.shape
+    og = cout // groups
+    use_dilated_filter = max(case["dilations"]) > 1
+    ys, dxs, dws = [], [], []
+    for g in range(groups):
+        xg = tf.constant(x[..., g * cg : (g + 1) * cg])
+        wg_np = w[..., g * og : (g + 1) * og]
+        if use_dilated_filter:
+            big = np.zeros((dh * (kh - 1) + 1, dw_ * (kw - 1) + 1, cg, og))
+            big[::dh, ::dw_] = wg_np
+            wg = tf.constant(big)
+            sub = dict(case, dilations=(1, 1))
+        else:
+            wg, sub = tf.constant(wg_np), case
+        with tf.GradientTape() as tape:
+            tape.watch([xg, wg])
+            y = _tf_conv(tf, xg, wg, sub)
+            loss = tf.reduce_sum(y * tf.constant(dy[..., g * og : (g + 1) * og]))
+        gx, gw = tape.gradient(loss, [xg, wg])
+        gw = gw.numpy()
+        ys.append(y.numpy())
+        dxs.append(gx.numpy())
+        dws.append(gw[::dh, ::dw_] if use_dilated_filter else gw)
+    return np.concatenate(ys, -1), np.concatenate(dxs, -1), np.concatenate(dws, -1)
+
+
+TF_CASES = CASES[:60]
+
+
+@pytest.mark.parametrize("case", TF_CASES, ids=_id)
+def test_against_tensorflow(tf, case):
+    x, w, dy, geom = case["x"], case["w"], case["dy"], case["geom"]
+    # forward, grouped or not, any stride and dilation: TF's CPU kernel directly
+    y_tf = _tf_conv(tf, tf.constant(x), tf.constant(w), case).numpy()
+    assert y_tf.shape == (x.shape[0], *geom.output_hw, w.shape[3])
+    assert_close(conv2d(x, w, geom), y_tf)
+    y2, dx_tf, dw_tf = _tf_grads(tf, x, w, dy, case)
+    assert_close(y2, y_tf)
+    assert_close(conv2d_backprop_input(x.shape, w, dy, geom), dx_tf)
+    assert_close(conv2d_backprop_filter(x, w.shape, dy, geom), dw_tf)
+
+
+PLAIN_CASES = [random_case(np.random.default_rng(1000 + seed), plain=True) for seed in range(30)]
+
+
+@pytest.mark.parametrize("case", PLAIN_CASES, ids=_id)
+def test_against_tensorflow_backprop_ops(tf, case):
+    """tf.compat.v1.nn.conv2d_backprop_input / _filter directly (no dilation, no groups: the
+    CPU kernels support neither)."""
+    x, w, dy, geom = case["x"], case["w"], case["dy"], case["geom"]
+    kw = dict(
+        strides=[1, *case["strides"], 1],
+        padding=_tf_padding(case),
+        dilations=[1, *case["dilations"], 1],
+    )
+    dx_tf = tf.compat.v1.nn.conv2d_backprop_input(
+        list(x.shape), tf.constant(w), tf.constant(dy), **kw
+    )
+    dw_tf = tf.compat.v1.nn.conv2d_backprop_filter(
+        tf.constant(x), list(w.shape), tf.constant(dy), **kw
+    )
+    assert_close(conv2d_backprop_input(x.shape, w, dy, geom), dx_tf.numpy())
+    assert_close(conv2d_backprop_filter(x, w.shape, dy, geom), dw_tf.numpy())
+
+
+def test_against_tensorflow_nchw_geometry(tf):
+    """NCHW shapes and 4-forms resolve to the same geometry; compare by transposing."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 9, 7, 3))
+    w = rng.standard_normal((3, 2, 3, 4))
+    geom = conv_geometry(
+        "conv2d",
+        (2, 3, 9, 7),
+        w.shape,
+        [1, 1, 2, 1],
+        [[0, 0], [0, 0], [1, 2], [0, 1]],
+        [1, 1, 1, 2],
+        data_format="NCHW",
+    )
+    y_tf = tf.nn.conv2d(
+        tf.constant(x),
+        tf.constant(w),
+        [1, 2, 1, 1],
+        [[0, 0], [1, 2], [0, 1], [0, 0]],
+        dilations=[1, 1, 2, 1],
+    )
+    y_nchw = conv2d(x.transpose(0, 3, 1, 2).transpose(0, 2, 3, 1), w, geom).transpose(0, 3, 1, 2)
+    assert_close(y_nchw, y_tf.numpy().transpose(0, 3, 1, 2))
+
+
+def test_output_sizes_and_errors_agree_with_tensorflow(tf):
+    rng = np.random.default_rng(8)
+    for _ in range(40):
+        h, w = (int(v) for v in rng.integers(1, 10, 2))
+        kh, kw = (int(v) for v in rng.integers(1, 6, 2))
+        s = tuple(int(v) for v in rng.integers(1, 4, 2))
+        d = tuple(int(v) for v in rng.integers(1, 3, 2))
+        padding = str(rng.choice(["SAME", "VALID"]))
+        x = np.zeros((1, h, w, 1))
+        f = np.zeros((kh, kw, 1, 1))
+        try:
+            y = tf.nn.conv2d(x, f, [1, *s, 1], padding, dilations=[1, *d, 1])
+        except tf.errors.InvalidArgumentError:  # "Computed output size would be negative"
+            y = None
+        if y is None or 0 in y.shape:
+            # Where the filter outgrows the input TF 2.21 either raises or (when the overshoot
+            # is less than one stride) quietly returns an empty output; we always refuse
+            with pytest.raises(ValueError, match="larger than the padded input"):
+                conv_geometry("conv2d", x.shape, f.shape, s, padding, d)
+            continue
+        geom = conv_geometry("conv2d", x.shape, f.shape, s, padding, d)
+        assert tuple(y.shape[1:3]) == geom.output_hw

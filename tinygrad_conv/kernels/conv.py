@@ -1,0 +1,481 @@
+"""2-D convolution and its two adjoints on NHWC / HWIO ndarrays.
+
+All three are built on the same window matrix (im2col) of the zero-padded input xpad:
+
+    cols[(n, oh, ow), (i, j, c)] = xpad[n, oh*sh + i*dh, ow*sw + j*dw, c]     shape (M, K)
+
+with M = N*Ho*Wo, K = kh*kw*Cin. It is read through ONE strided view of xpad (stride and dilation
+are just the view's strides) and copied once into a contiguous matrix. With W = w as (K, Cout):
+
+    conv2d:                  y = cols @ W           (M, Cout) is y in NHWC: no transposing copy
+    conv2d_backprop_filter:  dW = cols^T @ dy       (the adjoint of w -> y)
+    conv2d_backprop_input:   dcols = dy @ W^T, then each tap's block of dcols is added into the
+                             strided slice of dx it was read from: the adjoint of "take the
+                             window view" (col2im), as a loop over the kh*kw taps.
+
+Groups (G = Cin // filter_in_channels, as TF infers them) make each product a batched matmul over
+G: group g reads input channels [g*Cg, (g+1)*Cg) and writes outputs [g*Og, (g+1)*Og). The batched
+operands are strided views of the NHWC / HWIO arrays that BLAS reads and writes in place, so
+groups cost no transposing copies either.
+
+Cache blocking: the window matrix is kh*kw times the input (58 MB for a float32 batch of 64
+28x28x32 images and a 3x3 kernel). Built whole, its copy and the GEMM that reads it back both run
+at DRAM speed. So the kernels walk the batch in blocks of whole images (or in bands of output
+rows, for one huge image) whose window matrix is about ``_BLOCK_BYTES``: each block's im2col copy
+lands in cache and its GEMM reads it from there. Small problems are a single block. This is
+tiling, not a per-item loop: a batch of 64 28x28 images is a few dozen GEMMs of >= 1500 rows.
+
+The result dtype is ``np.result_type`` of the array inputs (float32 and float64 are first-class).
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from .padding import ConvGeometry, axis_taps
+
+__all__ = ["conv2d", "conv2d_backprop_input", "conv2d_backprop_filter", "conv2d_windows"]
+
+# Target size of one block of the window matrix (or of dcols): inside L2 + L3 of a typical x86
+# core, yet large enough (hundreds of rows at least) that each GEMM still runs at full speed.
+_BLOCK_BYTES = 2 << 20
+
+
+# ----------------------------------------------------------------------------- validation
+
+
+def _arr4(op: str, name: str, a: object) -> np.ndarray:
+    arr = a if type(a) is np.ndarray else np.asarray(a)
+    if arr.ndim != 4:
+        raise ValueError(f"{op}: {name} must be 4-D, got shape {arr.shape}")
+    if arr.dtype.kind not in "fiu":
+        raise TypeError(f"{op}: {name} must be a real numeric array, got dtype {arr.dtype}")
+    return arr
+
+
+def _shape4(op: str, name: str, shape: Sequence[int]) -> tuple[int, int, int, int]:
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be a sequence of 4 ints, got {shape!r}") from None
+    if len(dims) != 4:
+        raise ValueError(f"{op}: {name} must have 4 entries, got {dims}")
+    for v in dims:
+        if type(v) is not int and (
+            not isinstance(v, numbers.Integral) or isinstance(v, bool)  # bool: surely a mistake
+        ):
+            raise TypeError(f"{op}: {name} must contain ints, got {shape!r}")
+    return tuple(int(v) for v in dims)  # type: ignore[return-value]
+
+
+def _check_input(op: str, name: str, shape: tuple[int, ...], geom: ConvGeometry) -> None:
+    if shape[1:3] != geom.input_hw or shape[0] < 0 or shape[3] < 1:
+        raise ValueError(
+            f"{op}: {name} has shape {tuple(shape)} (NHWC) but the geometry expects "
+            f"[N, {geom.input_hw[0]}, {geom.input_hw[1]}, C >= 1] ({geom})"
+        )
+
+
+def _check_filter(op: str, name: str, fshape: tuple[int, ...], cin: int, geom: ConvGeometry) -> int:
+    """Validate an HWIO filter shape against the input channels; return the number of groups."""
+    if fshape[:2] != geom.kernel_hw:
+        raise ValueError(
+            f"{op}: {name} has shape {tuple(fshape)} (HWIO) but the geometry expects a "
+            f"{geom.kernel_hw[0]}x{geom.kernel_hw[1]} kernel"
+        )
+    cg, cout = fshape[2], fshape[3]
+    if cg < 1 or cout < 1 or cin % cg != 0:
+        raise ValueError(
+            f"{op}: input channels {cin} must be a multiple of the filter's in-channels {cg} "
+            f"({name} shape {tuple(fshape)}, HWIO)"
+        )
+    groups = cin // cg
+    if cout % groups != 0:
+        raise ValueError(
+            f"{op}: filter out-channels {cout} ({name} shape {tuple(fshape)}) must be divisible "
+            f"by groups = {cin} // {cg} = {groups}"
+        )
+    return groups
+
+
+def _check_dy(op: str, dy_shape: tuple[int, ...], n: int, cout: int, geom: ConvGeometry) -> None:
+    if dy_shape != (n, *geom.output_hw, cout):
+        raise ValueError(
+            f"{op}: dy (out_backprop) has shape {tuple(dy_shape)} but the geometry ({geom}) with "
+            f"batch {n} and {cout} output channels needs {(n, *geom.output_hw, cout)}"
+        )
+
+
+def _check_cols(op: str, cols: object, expected: tuple[int, int, int], dt: np.dtype) -> np.ndarray:
+    arr = np.asarray(cols)
+    if arr.shape != expected:
+        raise ValueError(
+            f"{op}: cols (precomputed windows) has shape {arr.shape}, expected {expected} "
+            "= (groups, N*Ho*Wo, kh*kw*Cin/groups) from conv2d_windows"
+        )
+    return arr.astype(dt, copy=False)
+
+
+def _common_dtype(a: np.ndarray, b: np.ndarray) -> np.dtype:
+    return a.dtype if a.dtype is b.dtype else np.result_type(a, b)
+
+
+# ----------------------------------------------------------------------------- per-geometry plan
+
+
+class _Plan(NamedTuple):
+    """Constants derived once per distinct geometry (see ``_plan``)."""
+
+    pad_lo: tuple[int, int]  # (top, left)
+    pad_hi: tuple[int, int]  # (bottom, right) minus the never-read leftover, clipped at 0
+    padded: bool
+    pointwise: bool  # 1x1, stride 1, unpadded: x itself is the window matrix
+    steps: tuple[int, int, int, int]  # (sh, sw, dh, dw): the window view's step multipliers
+    taps_w: tuple[tuple[slice, slice] | None, ...]  # axis_taps along W for all output columns
+
+
+@functools.lru_cache(maxsize=1024)
+def _plan(geom: ConvGeometry) -> _Plan:
+    (top, bottom), (left, right) = geom.pads
+    rh, rw = geom.leftover
+    # The last r = leftover padded rows are never read, so they need not exist. (If r exceeds
+    # the pad, real rows at the end go unread too; the view just never reaches them.)
+    bottom, right = max(bottom - rh, 0), max(right - rw, 0)
+    pointwise = (
+        geom.kernel_hw == (1, 1) and geom.strides == (1, 1) and geom.pads == ((0, 0), (0, 0))
+    )
+    (_, w), (_, kw), (_, wo) = geom.input_hw, geom.kernel_hw, geom.output_hw
+    taps_w = axis_taps(w, kw, geom.strides[1], geom.dilations[1], left, 0, wo)
+    return _Plan(
+        (top, left),
+        (bottom, right),
+        bool(top or bottom or left or right),
+        pointwise,
+        (*geom.strides, *geom.dilations),
+        taps_w,
+    )
+
+
+@functools.lru_cache(maxsize=1024)
+def _blocks(n: int, ho: int, row_bytes: int) -> tuple[tuple[int, int, int, int], ...]:
+    """Cover (images [0, n)) x (output rows [0, ho)) with blocks (n0, n1, r0, r1) of about
+    _BLOCK_BYTES, ``row_bytes`` being the block-matrix bytes per output row.
+
+    Either several whole images per block or, when one image alone is over budget, one image
+    at a time in bands of output rows. Either way a block is a contiguous range of rows of the
+    (M, K) window matrix and of y's (M, Cout) view.
+    """
+    img_bytes = max(ho * row_bytes, 1)
+    if img_bytes <= _BLOCK_BYTES:
+        nb = max(1, _BLOCK_BYTES // img_bytes)
+        return tuple((n0, min(n, n0 + nb), 0, ho) for n0 in range(0, n, nb))
+    hb = max(1, _BLOCK_BYTES // max(row_bytes, 1))
+    return tuple((n0, n0 + 1, r0, min(ho, r0 + hb)) for n0 in range(n) for r0 in range(0, ho, hb))
+
+
+def _block_rows(blocks: tuple[tuple[int, int, int, int], ...]) -> int:
+    """Most output rows (n1-n0)*(r1-r0) in any block: sizes the one reusable block buffer."""
+    return max(((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in blocks), default=0)
+
+
+# ----------------------------------------------------------------------------- strided views
+
+
+def _strided_windows(xp: np.ndarray, geom: ConvGeometry, plan: _Plan) -> np.ndarray:
+    """view[n, oh, ow, i, j, c] = xp[n, oh*sh + i*dh, ow*sw + j*dw, c]: (N, Ho, Wo, kh, kw, C)
+    over an already padded xp. No data is copied; do not write to the view."""
+    (ho, wo), (kh, kw) = geom.output_hw, geom.kernel_hw
+    sh, sw, dh, dw = plan.steps
+    s0, s1, s2, s3 = xp.strides
+    shape = (xp.shape[0], ho, wo, kh, kw, xp.shape[3])
+    strides = (s0, s1 * sh, s2 * sw, s1 * dh, s2 * dw, s3)
+    if xp.flags.c_contiguous and xp.size:
+        return np.ndarray(shape, xp.dtype, xp, 0, strides)  # = as_strided, 10x less overhead
+    return as_strided(xp, shape=shape, strides=strides, writeable=False)
+
+
+def _window_view(x: np.ndarray, geom: ConvGeometry, plan: _Plan) -> np.ndarray:
+    """Window view (N, Ho, Wo, kh, kw, C) of the zero-padded x; only the padding is copied."""
+    if not plan.padded:
+        return _strided_windows(x, geom, plan)
+    n, h, w, c = x.shape
+    (top, left), (bottom, right) = plan.pad_lo, plan.pad_hi
+    xp = np.zeros((n, top + h + bottom, left + w + right, c), dtype=x.dtype)
+    xp[:, top : top + h, left : left + w, :] = x
+    return _strided_windows(xp, geom, plan)
+
+
+def _block_views(
+    x: np.ndarray, geom: ConvGeometry, plan: _Plan, blocks: tuple[tuple[int, int, int, int], ...]
+) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
+    """Yield (n0, n1, r0, r1, window view of that block).
+
+    With padding, each block's images are copied into ONE reused buffer whose zero border is
+    written once; an image split into row bands is padded once for all its bands.
+    """
+    n, h, w, c = x.shape
+    ho = geom.output_hw[0]
+    if plan.padded:
+        (top, left), (bottom, right) = plan.pad_lo, plan.pad_hi
+        nb_max = max((n1 - n0 for n0, n1, _, _ in blocks), default=0)
+        xp_buf = np.zeros((nb_max, top + h + bottom, left + w + right, c), dtype=x.dtype)
+    current, view = (-1, -1), None
+    for n0, n1, r0, r1 in blocks:
+        if (n0, n1) != current:
+            if plan.padded:
+                xp = xp_buf[: n1 - n0]
+                xp[:, top : top + h, left : left + w, :] = x[n0:n1]
+            else:
+                xp = x[n0:n1]
+            view, current = _strided_windows(xp, geom, plan), (n0, n1)
+        yield n0, n1, r0, r1, (view if r1 - r0 == ho else view[:, r0:r1])
+
+
+def _fill_windows(out: np.ndarray, view: np.ndarray, groups: int) -> None:
+    """Copy a window view (nb, hb, Wo, kh, kw, Cin) into out (G, nb*hb*Wo, kh*kw*Cg)."""
+    if groups == 1:
+        np.copyto(out.reshape(view.shape), view)
+        return
+    nb, hb, wo, kh, kw, cin = view.shape
+    cg = cin // groups
+    src = view.reshape(nb, hb, wo, kh, kw, groups, cg).transpose(5, 0, 1, 2, 3, 4, 6)
+    np.copyto(out.reshape(groups, nb, hb, wo, kh, kw, cg), src)
+
+
+def _grouped(a: np.ndarray, groups: int) -> np.ndarray:
+    """(..., G*C) array -> (G, prod(...), C) view (a copy only if a is not contiguous enough).
+
+    Each (prod(...), C) matrix has unit column stride, so BLAS reads and writes it in place.
+    Callers pass ``out=`` arrays only from contiguous regions, so those are always views.
+    """
+    c = a.shape[-1]
+    return a.reshape(a.size // c, groups, c // groups).transpose(1, 0, 2)
+
+
+def _filter_matrix(w: np.ndarray, groups: int) -> np.ndarray:
+    """HWIO (kh, kw, Cg, G*Og) -> (G, kh*kw*Cg, Og) view: group g's (K, Og) matrix."""
+    kh, kw, cg, cout = w.shape
+    return w.reshape(kh * kw * cg, groups, cout // groups).transpose(1, 0, 2)
+
+
+# ----------------------------------------------------------------------------- public kernels
+
+
+def conv2d_windows(x: np.ndarray, geom: ConvGeometry, groups: int = 1) -> np.ndarray:
+    """The whole window matrix (im2col) of ``x``: shape (groups, N*Ho*Wo, kh*kw*Cin/groups).
+
+    ``cols[g, (n, oh, ow), (i, j, c)] = xpad[n, oh*sh + i*dh, ow*sw + j*dw, g*Cg + c]``.
+    Pass it as ``cols=`` to :func:`conv2d` and :func:`conv2d_backprop_filter` to build it once
+    for both. (Without ``cols`` they build it block by block in cache, which costs little and
+    needs no memory: reuse pays off most for small inputs.) For a 1x1, stride-1, unpadded conv
+    with groups=1 it is a view of x when x is C-contiguous.
+    """
+    op = "conv2d_windows"
+    x = _arr4(op, "x", x)
+    _check_input(op, "x", x.shape, geom)
+    n, _, _, cin = x.shape
+    if (
+        not isinstance(groups, numbers.Integral)
+        or isinstance(groups, bool)
+        or groups < 1
+        or cin % groups
+    ):
+        raise ValueError(f"{op}: groups must be a positive divisor of Cin={cin}, got {groups!r}")
+    groups = int(groups)
+    plan = _plan(geom)
+    ho, wo = geom.output_hw
+    kh, kw = geom.kernel_hw
+    m, kg = n * ho * wo, kh * kw * (cin // groups)
+    if plan.pointwise and groups == 1:
+        return x.reshape(1, m, cin)
+    cols = np.empty((groups, m, kg), dtype=x.dtype)
+    if m:
+        _fill_windows(cols, _window_view(x, geom, plan), groups)
+    return cols
+
+
+def conv2d(
+    x: np.ndarray, w: np.ndarray, geom: ConvGeometry, cols: np.ndarray | None = None
+) -> np.ndarray:
+    """Cross-correlation y = conv2d(x, w), as TF's ``tf.nn.conv2d`` (NHWC, HWIO).
+
+    Args:
+        x: input [N, H, W, Cin].
+        w: filter [kh, kw, Cin/groups, Cout]; groups = Cin // w.shape[2], as TF infers it.
+        geom: the resolved geometry (``padding.conv_geometry``).
+        cols: optional window matrix of x from :func:`conv2d_windows`.
+
+    Returns:
+        y [N, Ho, Wo, Cout], y[n,oh,ow,o] = sum_{i,j,c} xpad[n, oh*sh+i*dh, ow*sw+j*dw, c]
+        * w[i, j, c, o] with c over o's group; dtype np.result_type(x, w).
+    """
+    op = "conv2d"
+    x, w = _arr4(op, "x", x), _arr4(op, "filter", w)
+    _check_input(op, "x", x.shape, geom)
+    n, _, _, cin = x.shape
+    groups = _check_filter(op, "filter", w.shape, cin, geom)
+    dt = _common_dtype(x, w)
+    x, w = x.astype(dt, copy=False), np.ascontiguousarray(w, dtype=dt)
+    plan = _plan(geom)
+    ho, wo = geom.output_hw
+    kh, kw, cg, cout = w.shape
+    kg = kh * kw * cg
+    y = np.empty((n, ho, wo, cout), dtype=dt)
+    wg = _filter_matrix(w, groups)  # (G, K, Og)
+    if cols is not None:
+        cols = _check_cols(op, cols, (groups, n * ho * wo, kg), dt)
+        np.matmul(cols, wg, out=_grouped(y, groups))
+        return y
+    if plan.pointwise:  # 1x1 stride 1 unpadded: one plain GEMM (M, Cin) @ (Cin, Cout)
+        np.matmul(_grouped(x, groups), wg, out=_grouped(y, groups))
+        return y
+    blocks = _blocks(n, ho, wo * groups * kg * dt.itemsize)
+    buf = np.empty(_block_rows(blocks) * wo * groups * kg, dtype=dt)
+    for n0, n1, r0, r1, view in _block_views(x, geom, plan, blocks):
+        cols_b = buf[: view.size].reshape(groups, -1, kg)
+        _fill_windows(cols_b, view, groups)  # the block's one im2col copy, into cache
+        # ONE GEMM per block, written straight into y's NHWC rows [n0:n1, r0:r1]
+        np.matmul(cols_b, wg, out=_grouped(y[n0:n1, r0:r1], groups))
+    return y
+
+
+def conv2d_backprop_input(
+    input_shape: Sequence[int], w: np.ndarray, dy: np.ndarray, geom: ConvGeometry
+) -> np.ndarray:
+    """Gradient of conv2d with respect to x: the adjoint of x -> conv2d(x, w).
+
+    Args:
+        input_shape: [N, H, W, Cin] of the forward input. Needed because several H give the
+            same Ho when the stride leaves a remainder (``ConvGeometry.leftover``).
+        w: filter [kh, kw, Cin/groups, Cout].
+        dy: gradient of the output [N, Ho, Wo, Cout].
+        geom: the forward conv's geometry.
+
+    Returns:
+        dx [N, H, W, Cin], dtype np.result_type(w, dy). dcols = dy @ W^T per group, computed in
+        tap-major layout (kh*kw, M, Cin) so that each tap's block is a contiguous NHWC array;
+        the block is added into the strided slice of dx that the tap read. Taps are clipped to
+        the real input (the crop of the padded gradient, without a padded buffer): padding and
+        never-read leftover rows receive nothing.
+    """
+    op = "conv2d_backprop_input"
+    n, h, wd, cin = _shape4(op, "input_sizes", input_shape)
+    _check_input(op, "input_sizes", (n, h, wd, cin), geom)
+    w, dy = _arr4(op, "filter", w), _arr4(op, "dy", dy)
+    groups = _check_filter(op, "filter", w.shape, cin, geom)
+    kh, kw, cg, cout = w.shape
+    _check_dy(op, dy.shape, n, cout, geom)
+    dt = _common_dtype(w, dy)
+    w, dy = np.ascontiguousarray(w, dtype=dt), dy.astype(dt, copy=False)
+    plan = _plan(geom)
+    ho, wo = geom.output_hw
+    og, taps = cout // groups, kh * kw
+    # wt[t, g] = w[i, j, :, g*Og:(g+1)*Og]^T, (Og, Cg): a transposed view BLAS reads in place
+    wt = w.reshape(taps, cg, groups, og).transpose(0, 2, 3, 1)
+    if plan.pointwise:  # dx = dy @ W^T, one GEMM per group, straight into dx's NHWC layout
+        dx = np.empty((n, h, wd, cin), dtype=dt)
+        np.matmul(_grouped(dy, groups), wt[0], out=_grouped(dx, groups))
+        return dx
+    (sh, _), (dh, _), (top, _) = geom.strides, geom.dilations, plan.pad_lo
+    taps_w = plan.taps_w
+    blocks = _blocks(n, ho, wo * taps * cin * dt.itemsize)
+    whole_images = all(r1 - r0 == ho for _, _, r0, r1 in blocks)
+    taps_h_all = axis_taps(h, kh, sh, dh, top, 0, ho)
+    # If some tap reads every input pixel (stride 1: the centre tap when pads are small), its
+    # block is *assigned* to dx first: no zero-filling of dx and one pass less over it.
+    cover = _covering_tap(taps_h_all, taps_w, h, wd) if whole_images else None
+    dx = (np.empty if cover is not None else np.zeros)((n, h, wd, cin), dtype=dt)
+    buf = np.empty(_block_rows(blocks) * wo * taps * cin, dtype=dt)
+    for n0, n1, r0, r1 in blocks:
+        nb, hb = n1 - n0, r1 - r0
+        mb = nb * hb * wo
+        dcols = buf[: taps * mb * cin]
+        # (G, mb, Og) @ (T, G, Og, Cg) -> (T, G, mb, Cg), stored as (T, mb, Cin)
+        out = dcols.reshape(taps, mb, groups, cg).transpose(0, 2, 1, 3)
+        np.matmul(_grouped(dy[n0:n1, r0:r1], groups), wt, out=out)
+        tap_blocks = dcols.reshape(taps, nb, hb, wo, cin)
+        dxb = dx[n0:n1]
+        taps_h = taps_h_all if hb == ho else axis_taps(h, kh, sh, dh, top, r0, r1)
+        if cover is not None:
+            (i, th), (j, tw) = cover
+            dxb[:, th[1], tw[1], :] = tap_blocks[i * kw + j, :, th[0], tw[0], :]
+        for i in range(kh):
+            th = taps_h[i]
+            if th is None:
+                continue
+            for j in range(kw):
+                tw = taps_w[j]
+                if tw is not None and (cover is None or (i, j) != (cover[0][0], cover[1][0])):
+                    # dx[rows, cols this tap read] += the tap's (nb, hb, Wo, Cin) block
+                    dxb[:, th[1], tw[1], :] += tap_blocks[i * kw + j, :, th[0], tw[0], :]
+    return dx
+
+
+def _covering_tap(taps_h, taps_w, h: int, w: int):
+    """((i, taps_h[i]), (j, taps_w[j])) for a tap whose input slices cover all of [0,h)x[0,w)."""
+    full_h = [(i, t) for i, t in enumerate(taps_h) if t is not None and len(range(h)[t[1]]) == h]
+    full_w = [(j, t) for j, t in enumerate(taps_w) if t is not None and len(range(w)[t[1]]) == w]
+    return (full_h[0], full_w[0]) if full_h and full_w else None
+
+
+def conv2d_backprop_filter(
+    x: np.ndarray,
+    filter_shape: Sequence[int],
+    dy: np.ndarray,
+    geom: ConvGeometry,
+    cols: np.ndarray | None = None,
+) -> np.ndarray:
+    """Gradient of conv2d with respect to w: the adjoint of w -> conv2d(x, w).
+
+    Args:
+        x: forward input [N, H, W, Cin].
+        filter_shape: [kh, kw, Cin/groups, Cout].
+        dy: gradient of the output [N, Ho, Wo, Cout].
+        geom: the forward conv's geometry.
+        cols: optional window matrix of x from :func:`conv2d_windows` (e.g. kept from forward).
+
+    Returns:
+        dw [kh, kw, Cin/groups, Cout] = cols^T @ dy per group, i.e. the sum over all N*Ho*Wo
+        output pixels of (window of x) outer (dy); dtype np.result_type(x, dy).
+    """
+    op = "conv2d_backprop_filter"
+    x, dy = _arr4(op, "x", x), _arr4(op, "dy", dy)
+    _check_input(op, "x", x.shape, geom)
+    n, _, _, cin = x.shape
+    fshape = _shape4(op, "filter_sizes", filter_shape)
+    groups = _check_filter(op, "filter_sizes", fshape, cin, geom)
+    kh, kw, cg, cout = fshape
+    _check_dy(op, dy.shape, n, cout, geom)
+    dt = _common_dtype(x, dy)
+    x, dy = x.astype(dt, copy=False), dy.astype(dt, copy=False)
+    plan = _plan(geom)
+    ho, wo = geom.output_hw
+    kg = kh * kw * cg
+    dw = np.zeros((kh, kw, cg, cout), dtype=dt)
+    dwg = _filter_matrix(dw, groups)  # (G, K, Og) view of dw
+    if cols is not None:
+        cols = _check_cols(op, cols, (groups, n * ho * wo, kg), dt)
+        np.matmul(cols.transpose(0, 2, 1), _grouped(dy, groups), out=dwg)
+        return dw
+    if plan.pointwise:
+        np.matmul(_grouped(x, groups).transpose(0, 2, 1), _grouped(dy, groups), out=dwg)
+        return dw
+    blocks = _blocks(n, ho, wo * groups * kg * dt.itemsize)
+    buf = np.empty(_block_rows(blocks) * wo * groups * kg, dtype=dt)
+    part = np.empty_like(dwg) if len(blocks) > 1 else dwg
+    for k, (n0, n1, r0, r1, view) in enumerate(_block_views(x, geom, plan, blocks)):
+        cols_b = buf[: view.size].reshape(groups, -1, kg)
+        _fill_windows(cols_b, view, groups)
+        # (G, K, mb) @ (G, mb, Og): BLAS reads cols_b^T in place; the blocks' sums add up in dw
+        np.matmul(
+            cols_b.transpose(0, 2, 1), _grouped(dy[n0:n1, r0:r1], groups), out=part if k else dwg
+        )
+        if k:
+            dwg += part
+    return dw

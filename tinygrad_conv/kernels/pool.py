@@ -1,0 +1,304 @@
+"""Max and average pooling on NHWC ndarrays, with their gradients, TF semantics.
+
+Every kernel is a loop over the kh*kw window taps. Tap (i, j) of output pixel (oh, ow) reads
+input (oh*sh + i - top, ow*sw + j - left); ``axis_taps`` clips each tap to the real input, so the
+padding never has to be materialised: max pooling pads with -inf (a padded element never wins)
+and average pooling divides by the number of in-bounds elements, exactly as TF does.
+Each tap step is a few whole-array numpy operations on strided slices; there are no Python loops
+over batch items or pixels and no big (N, Ho, Wo, kh, kw, C) temporaries.
+"""
+
+from __future__ import annotations
+
+import functools
+import numbers
+from collections.abc import Sequence
+
+import numpy as np
+
+from .padding import ConvGeometry, axis_taps
+
+__all__ = [
+    "max_pool2d",
+    "max_pool2d_backprop",
+    "max_pool2d_gather",
+    "avg_pool2d",
+    "avg_pool2d_backprop",
+]
+
+_Tap = tuple[slice, slice, slice, slice, int]  # (out_h, out_w, in_h, in_w, tap index)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _arr4(op: str, name: str, a: object, kinds: str = "fiu") -> np.ndarray:
+    arr = a if type(a) is np.ndarray else np.asarray(a)
+    if arr.ndim != 4:
+        raise ValueError(f"{op}: {name} must be 4-D (NHWC), got shape {arr.shape}")
+    if arr.dtype.kind not in kinds:
+        raise TypeError(f"{op}: {name} has unsupported dtype {arr.dtype}")
+    return arr
+
+
+def _shape4(op: str, name: str, shape: Sequence[int]) -> tuple[int, int, int, int]:
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be a sequence of 4 ints, got {shape!r}") from None
+    if len(dims) != 4 or not all(
+        type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
+        for v in dims
+    ):
+        raise ValueError(f"{op}: {name} must be 4 ints [N, H, W, C], got {shape!r}")
+    return tuple(int(v) for v in dims)  # type: ignore[return-value]
+
+
+def _check_input(op: str, name: str, shape: tuple[int, ...], geom: ConvGeometry) -> None:
+    if shape[1:3] != geom.input_hw or shape[0] < 0 or shape[3] < 0:
+        raise ValueError(
+            f"{op}: {name} has shape {tuple(shape)} (NHWC) but the geometry expects "
+            f"[N, {geom.input_hw[0]}, {geom.input_hw[1]}, C] ({geom})"
+        )
+
+
+def _check_out(op: str, name: str, shape: tuple[int, ...], n: int, c: int, geom: ConvGeometry):
+    expected = (n, *geom.output_hw, c)
+    if shape != expected:
+        raise ValueError(
+            f"{op}: {name} has shape {tuple(shape)} but the geometry ({geom}) with input "
+            f"batch {n} and {c} channels needs {expected}"
+        )
+
+
+@functools.lru_cache(maxsize=512)
+def _taps(geom: ConvGeometry) -> tuple[_Tap, ...]:
+    """The in-bounds part of every window tap, in row-major tap order (TF's tie order)."""
+    ax_h, ax_w = _per_axis(geom)
+    th_all, tw_all = axis_taps(*ax_h[:5], 0, ax_h[5]), axis_taps(*ax_w[:5], 0, ax_w[5])
+    kw = geom.kernel_hw[1]
+    out: list[_Tap] = []
+    for i, th in enumerate(th_all):
+        for j, tw in enumerate(tw_all):
+            if th is not None and tw is not None:
+                out.append((th[0], tw[0], th[1], tw[1], i * kw + j))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=512)
+def _counts(op: str, geom: ConvGeometry) -> np.ndarray | float:
+    """Number of in-bounds elements of each window: (Ho, Wo, 1) array, or a float if constant."""
+    per_axis = []
+    for size, k, s, d, lo, o in _per_axis(geom):
+        cnt = np.zeros(o, dtype=np.int64)
+        for t in axis_taps(size, k, s, d, lo, 0, o):
+            if t is not None:
+                cnt[t[0]] += 1
+        if (cnt == 0).any():
+            raise _empty_window_error(op, geom)
+        per_axis.append(cnt)
+    counts = np.multiply.outer(per_axis[0], per_axis[1])[:, :, None].astype(np.float64)
+    if (counts == counts.flat[0]).all():
+        return float(counts.flat[0])
+    counts.flags.writeable = False
+    return counts
+
+
+@functools.lru_cache(maxsize=512)
+def _tap_index(geom: ConvGeometry, t: int) -> np.ndarray:
+    """(1, hb, wb, 1) flat H*W indices read by the t-th entry of _taps(geom)."""
+    _, _, in_h, in_w, _ = _taps(geom)[t]
+    w = geom.input_hw[1]
+    rows = np.arange(in_h.start, in_h.stop, in_h.step, dtype=np.int64)
+    cols = np.arange(in_w.start, in_w.stop, in_w.step, dtype=np.int64)
+    idx = (rows[:, None] * w + cols[None, :])[None, :, :, None]
+    idx.flags.writeable = False
+    return idx
+
+
+def _per_axis(geom: ConvGeometry):
+    (h, w), (kh, kw), (ho, wo) = geom.input_hw, geom.kernel_hw, geom.output_hw
+    (sh, sw), (dh, dw), ((top, _), (left, _)) = geom.strides, geom.dilations, geom.pads
+    return ((h, kh, sh, dh, top, ho), (w, kw, sw, dw, left, wo))
+
+
+def _empty_window_error(op: str, geom: ConvGeometry) -> ValueError:
+    return ValueError(
+        f"{op}: some pooling window lies entirely in the padding ({geom}); "
+        "pads must be smaller than the window"
+    )
+
+
+@functools.lru_cache(maxsize=512)
+def _first_index(op: str, geom: ConvGeometry) -> np.ndarray:
+    """(1, Ho, Wo, 1) flat H*W index of each window's first in-bounds element (row-major)."""
+    firsts = []
+    for size, k, s, d, lo, o in _per_axis(geom):
+        first = np.full(o, -1, dtype=np.int64)
+        for t in reversed(axis_taps(size, k, s, d, lo, 0, o)):  # earliest tap written last
+            if t is not None:
+                first[t[0]] = np.arange(t[1].start, t[1].stop, t[1].step)
+        if (first < 0).any():
+            raise _empty_window_error(op, geom)
+        firsts.append(first)
+    idx = (firsts[0][:, None] * geom.input_hw[1] + firsts[1][None, :])[None, :, :, None]
+    idx.flags.writeable = False
+    return idx
+
+
+def _lowest(dt: np.dtype):
+    return -np.inf if dt.kind == "f" else np.iinfo(dt).min
+
+
+def _float_dtype(dt: np.dtype) -> np.dtype:
+    return dt if dt.kind == "f" else np.dtype(np.float64)
+
+
+# ----------------------------------------------------------------------------- max pooling
+
+
+def max_pool2d(x: np.ndarray, geom: ConvGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """Max pooling like ``tf.nn.max_pool2d`` (padding acts as -inf).
+
+    Args:
+        x: input [N, H, W, C] (float or int).
+        geom: from ``padding.pool_geometry``.
+
+    Returns:
+        (y, argmax): y [N, Ho, Wo, C] with x's dtype; argmax [N, Ho, Wo, C] int64, the flat index
+        ih*W + iw into x's H*W plane of the chosen element (ties: the first in the window in
+        row-major order, like TF).
+    """
+    op = "max_pool2d"
+    x = _arr4(op, "x", x)
+    _check_input(op, "x", x.shape, geom)
+    n, _, _, c = x.shape
+    ho, wo = geom.output_hw
+    y = np.full((n, ho, wo, c), _lowest(x.dtype), dtype=x.dtype)
+    # Start every argmax at its window's first in-bounds element: with strict '>' below, that is
+    # TF's row-major first-wins tie rule, and it is right even when the maximum is -inf.
+    first = _first_index(op, geom)
+    argmax = np.empty((n, ho, wo, c), dtype=np.int64)
+    argmax[...] = first
+    for t, (oh, ow, ih, iw, _) in enumerate(_taps(geom)):
+        xs, ys = x[:, ih, iw, :], y[:, oh, ow, :]
+        better = xs > ys
+        np.copyto(ys, xs, where=better)
+        np.copyto(argmax[:, oh, ow, :], _tap_index(geom, t), where=better)
+    return y, argmax
+
+
+def max_pool2d_backprop(
+    input_shape: Sequence[int], argmax: np.ndarray, dy: np.ndarray, geom: ConvGeometry
+) -> np.ndarray:
+    """Gradient of max pooling: dx[n, p, c] = sum of dy[n, oh, ow, c] over outputs whose argmax
+    is p. Linear in dy (so its adjoint is :func:`max_pool2d_gather`).
+
+    Args:
+        input_shape: [N, H, W, C] of the pooled input.
+        argmax: [N, Ho, Wo, C] flat H*W indices from :func:`max_pool2d`.
+        dy: [N, Ho, Wo, C] gradient of the pooled output.
+        geom: the pooling geometry.
+
+    Returns:
+        dx [N, H, W, C] with dy's dtype (float64 for integer dy). Per tap: the outputs whose
+        argmax is this tap's element add their dy into the tap's strided slice of dx.
+    """
+    op = "max_pool2d_backprop"
+    n, h, w, c = _shape4(op, "input_shape", input_shape)
+    _check_input(op, "input_shape", (n, h, w, c), geom)
+    argmax, dy = _arr4(op, "argmax", argmax, "iu"), _arr4(op, "dy", dy)
+    _check_out(op, "argmax", argmax.shape, n, c, geom)
+    _check_out(op, "dy", dy.shape, n, c, geom)
+    dt = _float_dtype(dy.dtype)
+    dx = np.zeros((n, h, w, c), dtype=dt)
+    zero = dt.type(0)
+    for t, (oh, ow, ih, iw, _) in enumerate(_taps(geom)):
+        hit = argmax[:, oh, ow, :] == _tap_index(geom, t)
+        dx[:, ih, iw, :] += np.where(hit, dy[:, oh, ow, :], zero)
+    return dx
+
+
+def max_pool2d_gather(gx: np.ndarray, argmax: np.ndarray) -> np.ndarray:
+    """Adjoint of :func:`max_pool2d_backprop` in dy: gy[n, oh, ow, c] = gx[n, argmax // W,
+    argmax % W, c]. Used for double backward through max pooling.
+
+    Args:
+        gx: [N, H, W, C], shaped like the pooled input.
+        argmax: [N, Ho, Wo, C] from :func:`max_pool2d`.
+
+    Returns:
+        gy [N, Ho, Wo, C] with gx's dtype.
+    """
+    op = "max_pool2d_gather"
+    gx, argmax = _arr4(op, "gx", gx), _arr4(op, "argmax", argmax, "iu")
+    n, h, w, c = gx.shape
+    if argmax.shape[0] != n or argmax.shape[3] != c:
+        raise ValueError(
+            f"{op}: argmax shape {argmax.shape} does not match gx shape {gx.shape} in batch "
+            "and channels"
+        )
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= h * w):
+        raise ValueError(
+            f"{op}: argmax holds indices outside [0, H*W = {h * w}) for gx shape {gx.shape}"
+        )
+    _, ho, wo, _ = argmax.shape
+    gy = np.take_along_axis(gx.reshape(n, h * w, c), argmax.reshape(n, ho * wo, c), axis=1)
+    return gy.reshape(n, ho, wo, c)
+
+
+# ----------------------------------------------------------------------------- average pooling
+
+
+def avg_pool2d(x: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """Average pooling like ``tf.nn.avg_pool2d``: each window's sum divided by the number of its
+    in-bounds elements (so 'SAME' borders average fewer elements, padding never counts).
+
+    Args:
+        x: input [N, H, W, C].
+        geom: from ``padding.pool_geometry``.
+
+    Returns:
+        y [N, Ho, Wo, C], x's dtype (float64 for integer x).
+    """
+    op = "avg_pool2d"
+    x = _arr4(op, "x", x)
+    _check_input(op, "x", x.shape, geom)
+    n, _, _, c = x.shape
+    dt = _float_dtype(x.dtype)
+    ho, wo = geom.output_hw
+    y = np.zeros((n, ho, wo, c), dtype=dt)
+    for oh, ow, ih, iw, _ in _taps(geom):
+        y[:, oh, ow, :] += x[:, ih, iw, :]
+    counts = _counts(op, geom)
+    y /= counts if isinstance(counts, float) else counts.astype(dt)
+    return y
+
+
+def avg_pool2d_backprop(
+    input_shape: Sequence[int], dy: np.ndarray, geom: ConvGeometry
+) -> np.ndarray:
+    """Gradient (the adjoint) of :func:`avg_pool2d`: each output's dy / count is spread over the
+    in-bounds elements of its window.
+
+    Args:
+        input_shape: [N, H, W, C] of the pooled input.
+        dy: [N, Ho, Wo, C].
+        geom: the pooling geometry.
+
+    Returns:
+        dx [N, H, W, C], dy's dtype (float64 for integer dy).
+    """
+    op = "avg_pool2d_backprop"
+    n, h, w, c = _shape4(op, "input_shape", input_shape)
+    _check_input(op, "input_shape", (n, h, w, c), geom)
+    dy = _arr4(op, "dy", dy)
+    _check_out(op, "dy", dy.shape, n, c, geom)
+    dt = _float_dtype(dy.dtype)
+    counts = _counts(op, geom)
+    g = dy / (counts if isinstance(counts, float) else counts.astype(dt))
+    g = g.astype(dt, copy=False)
+    dx = np.zeros((n, h, w, c), dtype=dt)
+    for oh, ow, ih, iw, _ in _taps(geom):
+        dx[:, ih, iw, :] += g[:, oh, ow, :]
+    return dx

@@ -1,0 +1,35 @@
+"""Neural-network building blocks, NHWC like Keras/TensorFlow, with PyTorch's Module API.
+
+``Module`` / ``Parameter`` / ``Sequential`` / ``ModuleList`` (module.py), layers (layers.py),
+losses (loss.py), initialisers (``nn.init``) and the stateless forms (``nn.functional``).
+Conv weights are HWIO ``[kh, kw, in/groups, out]``; Linear weights are ``[in, out]``.
+"""
+
+from tinygrad_conv.nn import functional, init
+from tinygrad_conv.nn.layers import (
+    AvgPool2d,
+    BatchNorm1d,
+    BatchNorm2d,
+    Conv2d,
+    ConvTranspose2d,
+    Dropout,
+    Flatten,
+    GlobalAvgPool2d,
+    Identity,
+    LeakyReLU,
+    Linear,
+    MaxPool2d,
+    ReLU,
+    Sigmoid,
+    Softmax,
+    Tanh,
+)
+from tinygrad_conv.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
+from tinygrad_conv.nn.module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
+
+__all__ = [
+    "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d",
+    "CrossEntropyLoss", "Dropout", "Flatten", "GlobalAvgPool2d", "Identity", "IncompatibleKeys",
+    "LeakyReLU", "Linear", "MSELoss", "MaxPool2d", "Module", "ModuleList", "Parameter", "ReLU",
+    "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "init",
+]  # fmt: skip

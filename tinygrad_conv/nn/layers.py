@@ -1,0 +1,597 @@
+"""Layers, NHWC like Keras/TensorFlow: conv weights are HWIO, linear weights ``[in, out]``.
+
+Each ``forward`` is a shape check plus a few op calls (the per-op overhead is what a training step
+pays). A bad input raises a ValueError that names the layer's place in the model, e.g.
+``features.0 (Conv2d): expected input [N,H,W,3], got shape (8, 28, 28, 1)``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+import tinygrad_conv as tc
+from tinygrad_conv.nn import functional as F
+from tinygrad_conv.nn import init
+from tinygrad_conv.nn.module import Module, Parameter
+from tinygrad_conv.ops import flatten, leaky_relu, matmul, mean, relu, sigmoid, softmax, tanh
+from tinygrad_conv.tensor import Tensor
+
+__all__ = [
+    "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dropout", "Flatten",
+    "GlobalAvgPool2d", "Identity", "LeakyReLU", "Linear", "MaxPool2d", "ReLU", "Sigmoid",
+    "Softmax", "Tanh",
+]  # fmt: skip
+
+IntOrPair = int | Sequence[int]
+PaddingArg = str | int | Sequence[int] | Sequence[Sequence[int]]
+
+
+# -- argument normalisation (construction time only) ----------------------------------------------
+def _pair(layer: str, name: str, value: IntOrPair, minimum: int = 1) -> tuple[int, int]:
+    """An int or a pair of ints -> (h, w), each >= ``minimum``."""
+    if isinstance(value, numbers.Integral):
+        pair = (int(value), int(value))
+    else:
+        try:
+            pair = tuple(int(v) for v in value)  # type: ignore[union-attr]
+        except TypeError:
+            raise TypeError(
+                f"{layer}: {name} must be an int or a pair of ints, got {value!r}"
+            ) from None
+        ints = all(isinstance(v, numbers.Integral) for v in value)  # type: ignore[union-attr]
+        if len(pair) != 2 or not ints:
+            raise ValueError(f"{layer}: {name} must be an int or a pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{layer}: {name} must be >= {minimum}, got {value!r}")
+    return pair  # type: ignore[return-value]
+
+
+def _padding(layer: str, padding: PaddingArg) -> str | tuple[tuple[int, int], tuple[int, int]]:
+    """Normalise a padding argument.
+
+    'valid'/'same' (any case) -> 'VALID'/'SAME'; p -> ((p,p),(p,p)); (ph,pw) -> ((ph,ph),(pw,pw));
+    ((top,bottom),(left,right)) is kept.
+    """
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode not in ("VALID", "SAME"):
+            raise ValueError(
+                f"{layer}: padding must be 'valid', 'same', an int or pairs, got {padding!r}"
+            )
+        return mode
+    if isinstance(padding, numbers.Integral):
+        p = _pair(layer, "padding", padding, minimum=0)
+        return ((p[0], p[0]), (p[1], p[1]))
+    items = list(padding)
+    if len(items) == 2 and all(isinstance(v, numbers.Integral) for v in items):
+        ph, pw = _pair(layer, "padding", items, minimum=0)
+        return ((ph, ph), (pw, pw))
+    if len(items) == 2:
+        return (_pair(layer, "padding", items[0], 0), _pair(layer, "padding", items[1], 0))
+    raise ValueError(
+        f"{layer}: padding must be 'valid', 'same', an int, (ph, pw) or "
+        f"((top, bottom), (left, right)), got {padding!r}"
+    )
+
+
+def _generator(seed: np.random.Generator | int | None) -> np.random.Generator | int | None:
+    # one Generator per layer so its weight and bias come from one stream
+    return np.random.default_rng(seed) if isinstance(seed, numbers.Integral) else seed
+
+
+class _Layer(Module):
+    """Module with the shared input-error helper."""
+
+    def _bad_input(self, expected: str, x: Any) -> ValueError:
+        shape = tuple(getattr(x, "shape", np.shape(x)))
+        return ValueError(f"{self._where()}: expected input {expected}, got shape {shape}")
+
+
+# -- convolution -----------------------------------------------------------------------------------
+class Conv2d(_Layer):
+    """2-D convolution on NHWC input with an HWIO weight (``tf.nn.conv2d`` + bias).
+
+    Args:
+        in_channels, out_channels: C_in and C_out.
+        kernel_size: int or (kh, kw).
+        strides: int or (sh, sw).
+        padding: 'valid', 'same' (TF: output ceil(in/stride)), int p (p on every side),
+            (ph, pw), or ((top, bottom), (left, right)).
+        dilations: int or (dh, dw).
+        groups: split channels into ``groups`` independent convolutions (both channel counts must
+            be divisible by it); the weight then has ``in_channels / groups`` input channels.
+        bias: add a learned [C_out] bias.
+        dtype: parameter dtype.
+        seed: int or np.random.Generator for the initialiser (default: the ``tc.manual_seed`` one).
+
+    Shapes: input [N, H, W, C_in] -> output [N, H_out, W_out, C_out];
+    weight [kh, kw, C_in/groups, C_out]; bias [C_out].
+    Initialisation: PyTorch's default, U(+-1/sqrt(fan_in)) with fan_in = kh*kw*C_in/groups
+    (``kaiming_uniform_(a=sqrt(5))``), bias likewise.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrPair,
+        strides: IntOrPair = 1,
+        padding: PaddingArg = "valid",
+        dilations: IntOrPair = 1,
+        groups: int = 1,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        seed: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(
+                f"{name}: channel counts must be positive, got {in_channels}, {out_channels}"
+            )
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) must both "
+                f"be divisible by groups ({groups})"
+            )
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.groups = int(groups)
+        self.kernel_size = _pair(name, "kernel_size", kernel_size)
+        self.strides = _pair(name, "strides", strides)
+        self.dilations = _pair(name, "dilations", dilations)
+        self.padding = _padding(name, padding)
+        kh, kw = self.kernel_size
+        self.weight = Parameter(np.empty((kh, kw, in_channels // groups, out_channels), dtype))
+        self.bias = Parameter(np.empty((out_channels,), dtype)) if bias else None
+        init.default_init_(self.weight, self.bias, _generator(seed))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, H, W, C_in] -> [N, H_out, W_out, C_out]."""
+        shape = x.shape
+        if len(shape) != 4 or shape[3] != self.in_channels:
+            raise self._bad_input(f"[N,H,W,{self.in_channels}]", x)
+        try:
+            y = tc.conv2d(x, self.weight, self.strides, self.padding, "NHWC", self.dilations)
+        except ValueError as e:  # e.g. a 'valid' kernel larger than the input: say which layer
+            raise ValueError(f"{self._where()}: {e}") from e
+        b = self.bias
+        return y if b is None else y + b
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        s += f", strides={self.strides}, padding={self.padding!r}"
+        if self.dilations != (1, 1):
+            s += f", dilations={self.dilations}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+def _deconv_length(n: int, k: int, s: int, d: int, padding: str, output_padding: int | None) -> int:
+    """Output length of a transposed conv, Keras' ``deconv_output_length``."""
+    k = k + (k - 1) * (d - 1)
+    if output_padding is None:
+        return n * s if padding == "SAME" else n * s + max(k - s, 0)
+    pad = k // 2 if padding == "SAME" else 0
+    return (n - 1) * s + k - 2 * pad + output_padding
+
+
+class ConvTranspose2d(_Layer):
+    """Transposed ("de-") convolution on NHWC input (``tf.nn.conv2d_transpose`` + bias).
+
+    Output size per axis as Keras' ``Conv2DTranspose``: 'same' -> in*stride;
+    'valid' -> in*stride + max(k_eff - stride, 0), i.e. (in - 1)*stride + k_eff when k >= stride;
+    with ``output_padding`` op: (in - 1)*stride + k_eff - 2*pad + op (pad = k_eff//2 for 'same').
+
+    Args:
+        in_channels, out_channels: C_in and C_out.
+        kernel_size, strides, dilations: int or pair.
+        padding: 'same' or 'valid'.
+        output_padding: None, int or pair (each < its stride): extra rows/cols at the bottom/right.
+        bias, dtype, seed: as Conv2d.
+
+    Shapes: input [N, H, W, C_in] -> output [N, H_out, W_out, C_out];
+    weight [kh, kw, C_out, C_in] (TF's layout: the filter of the conv this one transposes);
+    bias [C_out].
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOrPair,
+        strides: IntOrPair = 1,
+        padding: str = "same",
+        output_padding: IntOrPair | None = None,
+        dilations: IntOrPair = 1,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        seed: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(
+                f"{name}: channel counts must be positive, got {in_channels}, {out_channels}"
+            )
+        if not isinstance(padding, str) or padding.upper() not in ("SAME", "VALID"):
+            raise ValueError(f"{name}: padding must be 'same' or 'valid', got {padding!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = _pair(name, "kernel_size", kernel_size)
+        self.strides = _pair(name, "strides", strides)
+        self.dilations = _pair(name, "dilations", dilations)
+        self.padding = padding.upper()
+        self.output_padding = (
+            None if output_padding is None else _pair(name, "output_padding", output_padding, 0)
+        )
+        if self.output_padding is not None and any(
+            op >= s for op, s in zip(self.output_padding, self.strides, strict=True)
+        ):
+            raise ValueError(
+                f"{name}: output_padding {self.output_padding} must be smaller than strides "
+                f"{self.strides}"
+            )
+        kh, kw = self.kernel_size
+        self.weight = Parameter(np.empty((kh, kw, out_channels, in_channels), dtype))
+        self.bias = Parameter(np.empty((out_channels,), dtype)) if bias else None
+        # PyTorch's fan_in for a transposed conv is kh*kw*C_out, which is fans() of this layout
+        init.default_init_(self.weight, self.bias, _generator(seed))
+
+    def output_hw(self, h: int, w: int) -> tuple[int, int]:
+        """(H_out, W_out) for an input of spatial size (h, w)."""
+        ops = self.output_padding or (None, None)
+        return tuple(  # type: ignore[return-value]
+            _deconv_length(n, k, s, d, self.padding, op)
+            for n, k, s, d, op in zip(
+                (h, w), self.kernel_size, self.strides, self.dilations, ops, strict=True
+            )
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, H, W, C_in] -> [N, H_out, W_out, C_out]."""
+        shape = x.shape
+        if len(shape) != 4 or shape[3] != self.in_channels:
+            raise self._bad_input(f"[N,H,W,{self.in_channels}]", x)
+        ho, wo = self.output_hw(shape[1], shape[2])
+        out_shape = (shape[0], ho, wo, self.out_channels)
+        try:
+            y = tc.conv2d_transpose(
+                x, self.weight, out_shape, self.strides, self.padding, "NHWC", self.dilations
+            )
+        except ValueError as e:
+            raise ValueError(f"{self._where()}: {e}") from e
+        b = self.bias
+        return y if b is None else y + b
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        s += f", strides={self.strides}, padding={self.padding!r}"
+        if self.output_padding is not None:
+            s += f", output_padding={self.output_padding}"
+        if self.dilations != (1, 1):
+            s += f", dilations={self.dilations}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s
+
+
+class Linear(_Layer):
+    """Fully connected layer: ``y = x @ W + b`` with W of shape [in, out] (Keras' layout; the
+    transpose of PyTorch's [out, in]).
+
+    Args:
+        in_features, out_features: sizes of the last axis in and out.
+        bias: add a learned [out] bias.
+        dtype, seed: as Conv2d.
+
+    Shapes: input [..., in] -> output [..., out]; weight [in, out]; bias [out].
+    Initialisation: PyTorch's default, U(+-1/sqrt(in)) for weight and bias.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        seed: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__()
+        if in_features < 1 or out_features < 1:
+            raise ValueError(f"Linear: sizes must be positive, got {in_features}, {out_features}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.weight = Parameter(np.empty((in_features, out_features), dtype))
+        self.bias = Parameter(np.empty((out_features,), dtype)) if bias else None
+        init.default_init_(self.weight, self.bias, _generator(seed))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[..., in] -> [..., out]."""
+        shape = x.shape
+        if not shape or shape[-1] != self.in_features:
+            raise self._bad_input(f"[..., {self.in_features}]", x)
+        y = matmul(x, self.weight)
+        b = self.bias
+        return y if b is None else y + b
+
+    def extra_repr(self) -> str:
+        s = f"in_features={self.in_features}, out_features={self.out_features}"
+        return s if self.bias is not None else s + ", bias=False"
+
+
+# -- pooling ---------------------------------------------------------------------------------------
+class _Pool2d(_Layer):
+    def __init__(
+        self,
+        kernel_size: IntOrPair,
+        strides: IntOrPair | None = None,
+        padding: PaddingArg = "valid",
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        self.kernel_size = _pair(name, "kernel_size", kernel_size)
+        self.strides = self.kernel_size if strides is None else _pair(name, "strides", strides)
+        self.padding = _padding(name, padding)
+
+    def _check(self, x: Any) -> None:
+        if len(x.shape) != 4:
+            raise self._bad_input("[N,H,W,C]", x)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, strides={self.strides}, padding={self.padding!r}"
+
+
+class MaxPool2d(_Pool2d):
+    """Max pooling on NHWC input (``tf.nn.max_pool2d``).
+
+    Args:
+        kernel_size: int or (kh, kw).
+        strides: int or pair; defaults to ``kernel_size`` (non-overlapping windows).
+        padding: 'valid', 'same' (pads with -inf), int or pairs.
+
+    Shapes: [N, H, W, C] -> [N, H_out, W_out, C].
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, H, W, C] -> [N, H_out, W_out, C]."""
+        self._check(x)
+        try:
+            return tc.max_pool2d(x, self.kernel_size, self.strides, self.padding)
+        except ValueError as e:
+            raise ValueError(f"{self._where()}: {e}") from e
+
+
+class AvgPool2d(_Pool2d):
+    """Average pooling on NHWC input (``tf.nn.avg_pool2d``). With 'same' or explicit padding each
+    window divides by its number of in-bounds elements (PyTorch's ``count_include_pad=False``).
+
+    Args: as MaxPool2d. Shapes: [N, H, W, C] -> [N, H_out, W_out, C].
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, H, W, C] -> [N, H_out, W_out, C]."""
+        self._check(x)
+        try:
+            return tc.avg_pool2d(x, self.kernel_size, self.strides, self.padding)
+        except ValueError as e:
+            raise ValueError(f"{self._where()}: {e}") from e
+
+
+class GlobalAvgPool2d(_Layer):
+    """Mean over H and W: [N, H, W, C] -> [N, C] (or [N, 1, 1, C] with ``keepdims``)."""
+
+    def __init__(self, keepdims: bool = False) -> None:
+        super().__init__()
+        self.keepdims = bool(keepdims)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, H, W, C] -> [N, C]."""
+        if len(x.shape) != 4:
+            raise self._bad_input("[N,H,W,C]", x)
+        return mean(x, (1, 2), self.keepdims)
+
+    def extra_repr(self) -> str:
+        return "keepdims=True" if self.keepdims else ""
+
+
+# -- activations and reshaping ---------------------------------------------------------------------
+class ReLU(Module):
+    """max(x, 0), elementwise. Shape: any -> same."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Elementwise ReLU."""
+        return relu(x)
+
+
+class LeakyReLU(Module):
+    """x if x > 0 else negative_slope * x (PyTorch's default slope 0.01). Shape: any -> same."""
+
+    def __init__(self, negative_slope: float = 0.01) -> None:
+        super().__init__()
+        self.negative_slope = float(negative_slope)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Elementwise leaky ReLU."""
+        return leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
+
+class Tanh(Module):
+    """Hyperbolic tangent, elementwise. Shape: any -> same."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Elementwise tanh."""
+        return tanh(x)
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(-x)), elementwise and overflow-free. Shape: any -> same."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Elementwise sigmoid."""
+        return sigmoid(x)
+
+
+class Softmax(Module):
+    """Softmax along ``axis`` (default last). Shape: any -> same."""
+
+    def __init__(self, axis: int = -1) -> None:
+        super().__init__()
+        self.axis = int(axis)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Softmax along ``axis``."""
+        return softmax(x, self.axis)
+
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
+
+class Identity(Module):
+    """Returns its input unchanged."""
+
+    def forward(self, x: Any) -> Any:
+        """x."""
+        return x
+
+
+class Flatten(_Layer):
+    """Merge axes ``start_axis..end_axis``: [N, H, W, C] -> [N, H*W*C] by default (NHWC order,
+    so it differs from PyTorch's NCHW flatten of the same image)."""
+
+    def __init__(self, start_axis: int = 1, end_axis: int = -1) -> None:
+        super().__init__()
+        self.start_axis, self.end_axis = int(start_axis), int(end_axis)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, ...] -> [N, prod(...)]."""
+        if len(x.shape) <= max(self.start_axis, 0):
+            raise self._bad_input(f"with more than {self.start_axis} axes", x)
+        return flatten(x, self.start_axis, self.end_axis)
+
+    def extra_repr(self) -> str:
+        return f"start_axis={self.start_axis}, end_axis={self.end_axis}"
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each element with probability ``p`` and scale the
+    others by 1/(1-p); the identity in eval mode. A constant-mask multiply, so differentiable.
+
+    Args:
+        p: drop probability in [0, 1].
+        seed: int or np.random.Generator for the masks (default: the ``tc.manual_seed`` one).
+
+    Shape: any -> same.
+    """
+
+    def __init__(self, p: float = 0.5, seed: np.random.Generator | int | None = None) -> None:
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be in [0, 1], got {p}")
+        self.p = float(p)
+        self.generator = _generator(seed)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x * mask (training) or x (eval)."""
+        if not self.training or self.p == 0.0:
+            return x
+        return F.dropout(x, self.p, True, self.generator)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+# -- normalisation ---------------------------------------------------------------------------------
+class _BatchNorm(_Layer):
+    _ranks: tuple[int, ...] = ()
+    _layout: str = ""
+
+    def __init__(
+        self,
+        num_features: int,
+        eps: float = 1e-5,
+        momentum: float | None = 0.1,
+        affine: bool = True,
+        track_running_stats: bool = True,
+        dtype: Any = np.float32,
+    ) -> None:
+        super().__init__()
+        self.num_features, self.eps, self.momentum = int(num_features), float(eps), momentum
+        self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
+        c = self.num_features
+        self.weight = Parameter(np.ones(c, dtype)) if affine else None
+        self.bias = Parameter(np.zeros(c, dtype)) if affine else None
+        if track_running_stats:
+            self.register_buffer("running_mean", np.zeros(c, dtype))
+            self.register_buffer("running_var", np.ones(c, dtype))
+            self.register_buffer("num_batches_tracked", np.zeros((), np.int64))
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, counter 0."""
+        if self.track_running_stats:
+            self.running_mean[...] = 0
+            self.running_var[...] = 1
+            self.num_batches_tracked[...] = 0
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalise over every axis but the channel (last) one."""
+        shape = x.shape
+        if len(shape) not in self._ranks or shape[-1] != self.num_features:
+            raise self._bad_input(self._layout.replace("C", str(self.num_features)), x)
+        try:
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, self.weight, self.bias,
+                self.training, self.momentum, self.eps, self.num_batches_tracked,
+            )  # fmt: skip
+        except ValueError as e:
+            raise ValueError(f"{self._where()}: {e}") from e
+
+    def extra_repr(self) -> str:
+        s = f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+        if not self.affine:
+            s += ", affine=False"
+        if not self.track_running_stats:
+            s += ", track_running_stats=False"
+        return s
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of NHWC feature maps over (N, H, W), per channel.
+
+    Training: batch mean and biased variance normalise; the running statistics are updated with
+    ``momentum`` and the *unbiased* variance (as PyTorch). Eval: the running statistics normalise.
+    ``y = (x - mean) / sqrt(var + eps) * weight + bias``.
+
+    Args:
+        num_features: C.
+        eps: added to the variance.
+        momentum: running-stat update factor (None: cumulative average).
+        affine: learn weight [C] (init 1) and bias [C] (init 0).
+        track_running_stats: keep running_mean / running_var buffers (else batch stats always).
+        dtype: dtype of parameters and buffers.
+
+    Shapes: [N, H, W, C] -> [N, H, W, C]. Buffers: running_mean [C], running_var [C],
+    num_batches_tracked [].
+    """
+
+    _ranks = (4,)
+    _layout = "[N,H,W,C]"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of [N, C] (or channels-last [N, L, C]) over every axis but C.
+
+    Args and behaviour as BatchNorm2d. Shapes: [N, C] -> [N, C]; [N, L, C] -> [N, L, C].
+    """
+
+    _ranks = (2, 3)
+    _layout = "[N,C] or [N,L,C]"
