@@ -446,9 +446,9 @@ def test_public_function_exists(name) -> None:
     assert callable(getattr(tc, name))
 
 
-@pytest.mark.xfail(strict=True, reason="tc.permute is not exported (only Tensor.permute exists)")
 def test_permute_function_exists() -> None:
-    assert callable(tc.permute)
+    x = tc.tensor(np.arange(6.0).reshape(2, 3))
+    np.testing.assert_array_equal(tc.permute(x, (1, 0)).data, x.data.T)
 
 
 @pytest.mark.parametrize("name", METHODS)

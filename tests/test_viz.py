@@ -432,8 +432,10 @@ def test_collapse_module_with_scope(scope_hooks, rng):
     outside = set(p["nodes"]) - set().union(*cl.values())
     outside_labels = {p["nodes"][n][0].split("\n")[0] for n in outside}
     assert "x" in outside_labels and "log_softmax  axis=1" in outside_labels
-    # scope is restored after the calls
+    # scope is restored after the calls; a Module works as params too
     assert scope.current_scope() == ()
+    by_module = draw_graph(loss, params=model, collapse="module").source
+    assert by_module == draw_graph(loss, params=model.named_parameters(), collapse="module").source
 
 
 def test_collapse_module_without_scope_groups_by_parameter_names(rng):

@@ -42,6 +42,7 @@ from tinygrad_conv.ops.movement import (
     flatten,
     getitem,
     pad,
+    permute,
     reshape,
     squeeze,
     stack,
@@ -58,6 +59,6 @@ __all__ = [
     "concatenate", "conv2d", "conv2d_backprop_filter", "conv2d_backprop_input", "conv2d_transpose",
     "cross_entropy", "div", "exp", "flatten", "getitem", "leaky_relu", "log",
     "log_softmax", "logsumexp", "matmul", "max", "max_pool2d", "maximum", "mean", "min", "minimum", "mse_loss",
-    "mul", "neg", "pad", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack",
+    "mul", "neg", "pad", "permute", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack",
     "sub", "sum", "sum_to_shape", "swapaxes", "tanh", "transpose", "unsqueeze", "var", "where",
 ]  # fmt: skip

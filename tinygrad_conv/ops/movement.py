@@ -190,6 +190,11 @@ def transpose(a: Any, axes: Sequence[int] | None = None) -> Tensor:
     return Transpose.apply(t, axes=axes)
 
 
+def permute(a: Any, axes: Sequence[int]) -> Tensor:
+    """Permute axes (PyTorch's name for ``transpose`` with explicit ``axes``)."""
+    return transpose(a, axes)
+
+
 def swapaxes(a: Any, axis1: int, axis2: int) -> Tensor:
     """Exchange two axes."""
     t = as_tensor(a)
