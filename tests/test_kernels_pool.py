@@ -114,7 +114,7 @@ def test_max_pool_matches_reference(case):
     y_ref, arg_ref = ref_max_pool(x, geom)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(arg, arg_ref)
-    assert arg.dtype == np.int64 and y.dtype == x.dtype
+    assert arg.dtype == np.int32 and y.dtype == x.dtype
     dx = max_pool2d_backprop(x.shape, arg, dy, geom)
     np.testing.assert_allclose(
         dx, ref_max_pool_backprop(x.shape, arg_ref, dy), rtol=1e-14, atol=1e-14
@@ -145,6 +145,65 @@ def test_max_pool_all_minus_inf_and_float32():
     assert y.dtype == np.float32
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(arg, arg_ref)  # -inf everywhere: the window's first element
+
+
+def test_max_pool_nan_propagates_and_argmax_points_at_it():
+    x = np.arange(2 * 6 * 6 * 2, dtype=np.float64).reshape(2, 6, 6, 2)
+    x[0, 1, 1, 0] = np.nan
+    x[0, 1, 2, 0] = np.nan
+    geom = pool_geometry("max_pool2d", x.shape, 3, 2, "SAME")
+    y, arg = max_pool2d(x, geom)
+    n, h, w, c = x.shape
+    picked = np.take_along_axis(x.reshape(n, h * w, c), arg.reshape(n, -1, c), 1).reshape(y.shape)
+    np.testing.assert_array_equal(picked, y)  # y is always x at argmax, NaN included
+    assert np.isnan(y[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 1 * 6 + 1  # the first NaN
+    assert np.isnan(y[0, 0, 1, 0]) and arg[0, 0, 1, 0] == 1 * 6 + 2
+    clean = ~np.isnan(y)
+    y_ref, arg_ref = ref_max_pool(np.nan_to_num(x, nan=-1.0), geom)
+    np.testing.assert_array_equal(y[clean], y_ref[clean])
+    np.testing.assert_array_equal(arg[clean], arg_ref[clean])
+
+
+@pytest.mark.parametrize(
+    "shape,ksize,strides,padding",
+    [
+        ((2, 6, 8, 3), 2, 2, "VALID"),  # windows tile x exactly
+        ((2, 7, 9, 3), 2, 2, "SAME"),  # disjoint windows, padded
+        ((2, 7, 9, 3), (2, 1), 3, "VALID"),  # disjoint with gaps and leftover rows
+        ((2, 7, 9, 3), 3, 2, "SAME"),  # overlapping: bincount scatter
+        ((2, 7, 9, 3), 3, 1, [[1, 2], [0, 1]]),  # overlapping, explicit asymmetric pads
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_every_backprop_strategy(shape, ksize, strides, padding, dtype):
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(shape).astype(dtype)
+    geom = pool_geometry("max_pool2d", shape, ksize, strides, padding)
+    dy = rng.standard_normal((shape[0], *geom.output_hw, shape[3])).astype(dtype)
+    y, arg = max_pool2d(x, geom)
+    y_ref, arg_ref = ref_max_pool(x, geom)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+    tol = 1e-6 if dtype == np.float32 else 1e-14
+    dx = max_pool2d_backprop(shape, arg, dy, geom)
+    assert dx.dtype == dtype
+    np.testing.assert_allclose(dx, ref_max_pool_backprop(shape, arg, dy), rtol=tol, atol=tol)
+    ya, dxa = avg_pool2d(x, geom), avg_pool2d_backprop(shape, dy, geom)
+    assert ya.dtype == dxa.dtype == dtype
+    np.testing.assert_allclose(ya, ref_avg_pool(x, geom), rtol=tol, atol=tol)
+    np.testing.assert_allclose(dxa, ref_avg_pool_backprop(shape, dy, geom), rtol=tol, atol=tol)
+
+
+def test_max_pool_backprop_accepts_int64_argmax():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 5, 7, 3))
+    geom = pool_geometry("max_pool2d", x.shape, 2, (1, 2), "SAME")
+    _, arg = max_pool2d(x, geom)
+    dy = rng.standard_normal((2, *geom.output_hw, 3))
+    np.testing.assert_array_equal(
+        max_pool2d_backprop(x.shape, arg.astype(np.int64), dy, geom),
+        max_pool2d_backprop(x.shape, arg, dy, geom),
+    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=_id)
@@ -260,6 +319,8 @@ def test_pool_errors_name_the_argument():
         max_pool2d_backprop((2, 7, 6, 3), arg, dy, geom)
     with pytest.raises(ValueError, match=r"max_pool2d_backprop: input_shape must be 4 ints"):
         max_pool2d_backprop((2, 6, 6), arg, dy, geom)
+    with pytest.raises(ValueError, match=r"max_pool2d_backprop: argmax holds indices outside"):
+        max_pool2d_backprop(x.shape, arg - 1, dy, geom)
     with pytest.raises(ValueError, match=r"max_pool2d_gather: argmax shape .* does not match gx"):
         max_pool2d_gather(np.zeros((1, 6, 6, 3)), arg)
     with pytest.raises(ValueError, match=r"max_pool2d_gather: argmax holds indices outside"):

@@ -25,10 +25,12 @@ from tinygrad_conv.tensor import (
     zeros_like,
 )
 
+from tinygrad_conv.viz import GraphvizNotFoundError, draw_graph, explain_conv, save_graph
+
 __version__ = "0.1.0"
 
 __all__ = [
-    "Function", "GradcheckError", "Tensor", "arange", "enable_grad", "full", "grad", "gradcheck",
+    "Function", "GradcheckError", "GraphvizNotFoundError", "draw_graph", "explain_conv", "save_graph", "Tensor", "arange", "enable_grad", "full", "grad", "gradcheck",
     "gradgradcheck", "is_grad_enabled", "manual_seed", "no_grad", "ones", "ones_like", "rand",
     "randn", "set_grad_enabled", "tensor", "zeros", "zeros_like", *_ops_all,
 ]  # fmt: skip

@@ -112,6 +112,7 @@ def _run(
             if capture is not None and id(t) in capture:
                 captured[id(t)] = (t, g)
             node = t._ctx
+            node.backward_calls = []  # what this pass calls (a retained graph may run again)
             _function._running_backward = node
             try:
                 in_grads = type(node).backward(node, g)

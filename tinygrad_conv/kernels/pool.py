@@ -105,13 +105,13 @@ def _counts(op: str, geom: ConvGeometry) -> np.ndarray | float:
 
 
 @functools.lru_cache(maxsize=512)
-def _tap_index(geom: ConvGeometry, t: int) -> np.ndarray:
+def _tap_index(geom: ConvGeometry, t: int, dtype: np.dtype) -> np.ndarray:
     """(1, hb, wb, 1) flat H*W indices read by the t-th entry of _taps(geom)."""
     _, _, in_h, in_w, _ = _taps(geom)[t]
     w = geom.input_hw[1]
     rows = np.arange(in_h.start, in_h.stop, in_h.step, dtype=np.int64)
     cols = np.arange(in_w.start, in_w.stop, in_w.step, dtype=np.int64)
-    idx = (rows[:, None] * w + cols[None, :])[None, :, :, None]
+    idx = (rows[:, None] * w + cols[None, :])[None, :, :, None].astype(dtype)
     idx.flags.writeable = False
     return idx
 
@@ -130,20 +130,49 @@ def _empty_window_error(op: str, geom: ConvGeometry) -> ValueError:
 
 
 @functools.lru_cache(maxsize=512)
-def _first_index(op: str, geom: ConvGeometry) -> np.ndarray:
-    """(1, Ho, Wo, 1) flat H*W index of each window's first in-bounds element (row-major)."""
-    firsts = []
-    for size, k, s, d, lo, o in _per_axis(geom):
-        first = np.full(o, -1, dtype=np.int64)
-        for t in reversed(axis_taps(size, k, s, d, lo, 0, o)):  # earliest tap written last
-            if t is not None:
-                first[t[0]] = np.arange(t[1].start, t[1].stop, t[1].step)
-        if (first < 0).any():
-            raise _empty_window_error(op, geom)
-        firsts.append(first)
-    idx = (firsts[0][:, None] * geom.input_hw[1] + firsts[1][None, :])[None, :, :, None]
-    idx.flags.writeable = False
-    return idx
+def _tap_ids(op: str, geom: ConvGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-geometry tables for turning "which tap won" into a flat H*W index.
+
+    Returns (first, offsets, base): ``first`` (1, Ho, Wo, 1), the position in ``_taps(geom)`` of
+    each window's first in-bounds tap (row-major); ``offsets[t]`` = i*dh*W + j*dw for that
+    entry's tap (i, j); ``base`` (1, Ho, Wo, 1) = (oh*sh - top)*W + (ow*sw - left), so that the
+    flat index read by tap t at (oh, ow) is base + offsets[t].
+    """
+    taps = _taps(geom)
+    w, (ho, wo), kw = geom.input_hw[1], geom.output_hw, geom.kernel_hw[1]
+    (sh, sw), (dh, dw), ((top, _), (left, _)) = geom.strides, geom.dilations, geom.pads
+    first = np.full((ho, wo), -1, dtype=np.int64)
+    for t in range(len(taps) - 1, -1, -1):  # earliest tap written last
+        first[taps[t][0], taps[t][1]] = t
+    if (first < 0).any():
+        raise _empty_window_error(op, geom)
+    offsets = np.array([(k // kw) * dh * w + (k % kw) * dw for *_, k in taps], dtype=np.int64)
+    base = (np.arange(ho) * sh - top)[:, None] * w + (np.arange(wo) * sw - left)[None, :]
+    tid_dtype = np.uint8 if len(taps) <= 255 else np.uint16
+    out = (first.astype(tid_dtype)[None, :, :, None], offsets, base[None, :, :, None])
+    for a in out:
+        a.flags.writeable = False
+    return out
+
+
+def _disjoint(geom: ConvGeometry) -> bool:
+    """No two windows share an input element: (k - 1) d < s on both axes."""
+    (kh, kw), (sh, sw), (dh, dw) = geom.kernel_hw, geom.strides, geom.dilations
+    return (kh - 1) * dh < sh and (kw - 1) * dw < sw
+
+
+def _tiles(geom: ConvGeometry) -> bool:
+    """The windows tile the input exactly: every element in exactly one window."""
+    return (
+        geom.kernel_hw == geom.strides
+        and geom.dilations == (1, 1)
+        and geom.pads == ((0, 0), (0, 0))
+        and geom.leftover == (0, 0)
+    )
+
+
+def _len(sl: slice, size: int) -> int:
+    return len(range(size)[sl])
 
 
 def _lowest(dt: np.dtype):
@@ -165,27 +194,64 @@ def max_pool2d(x: np.ndarray, geom: ConvGeometry) -> tuple[np.ndarray, np.ndarra
         geom: from ``padding.pool_geometry``.
 
     Returns:
-        (y, argmax): y [N, Ho, Wo, C] with x's dtype; argmax [N, Ho, Wo, C] int64, the flat index
-        ih*W + iw into x's H*W plane of the chosen element (ties: the first in the window in
-        row-major order, like TF).
+        (y, argmax): y [N, Ho, Wo, C] with x's dtype; argmax [N, Ho, Wo, C] int32 (int64 if
+        H*W >= 2**31), the flat index ih*W + iw into x's H*W plane of the element y came from.
+        Ties go to the first element of the window in row-major order, like TF. A NaN in a
+        window makes y NaN there and argmax points at the window's first NaN.
     """
     op = "max_pool2d"
     x = _arr4(op, "x", x)
     _check_input(op, "x", x.shape, geom)
+    n, h, w, c = x.shape
+    first, offsets, base = _tap_ids(op, geom)
+    y, tid = _max_and_tap(x, geom, first, nan_aware=False)
+    if x.dtype.kind == "f" and np.isnan(y).any():  # np.maximum let a NaN through: redo exactly
+        y, tid = _max_and_tap(x, geom, first, nan_aware=True)
+    # flat index of the winner = base(oh, ow) + offset of the winning tap
+    argmax = np.take(offsets.astype(_index_dtype(h * w)), tid)
+    argmax += base
+    return y, argmax
+
+
+def _index_dtype(size: int) -> type:
+    return np.int32 if size < 2**31 else np.int64
+
+
+def _max_and_tap(
+    x: np.ndarray, geom: ConvGeometry, first: np.ndarray, nan_aware: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """y = max over the window taps, and tid = position in _taps(geom) of the winning tap.
+
+    Every tid starts at its window's first in-bounds tap; a later tap takes over only if it is
+    strictly greater (TF's first-wins tie rule, also right when the maximum is -inf). The tid
+    update tid += (t - tid) * better runs in wrapping unsigned arithmetic, which is exact: a few
+    fast vectorised passes instead of slow masked copies. With nan_aware, a NaN beats every
+    number and the first NaN stays (y becomes NaN, tid points at it).
+    """
     n, _, _, c = x.shape
     ho, wo = geom.output_hw
     y = np.full((n, ho, wo, c), _lowest(x.dtype), dtype=x.dtype)
-    # Start every argmax at its window's first in-bounds element: with strict '>' below, that is
-    # TF's row-major first-wins tie rule, and it is right even when the maximum is -inf.
-    first = _first_index(op, geom)
-    argmax = np.empty((n, ho, wo, c), dtype=np.int64)
-    argmax[...] = first
+    tid = np.empty((n, ho, wo, c), dtype=first.dtype)
+    tid[...] = first
+    better = np.empty((n, ho, wo, c), dtype=bool)
+    step = np.empty((n, ho, wo, c), dtype=first.dtype)
+    xbuf = np.empty((n, ho, wo, c), dtype=x.dtype)
     for t, (oh, ow, ih, iw, _) in enumerate(_taps(geom)):
-        xs, ys = x[:, ih, iw, :], y[:, oh, ow, :]
-        better = xs > ys
-        np.copyto(ys, xs, where=better)
-        np.copyto(argmax[:, oh, ow, :], _tap_index(geom, t), where=better)
-    return y, argmax
+        # one strided read of the tap's input slice; the rest are contiguous passes (for taps
+        # that reach every output), several times faster than strided ones
+        xs = xbuf[:, oh, ow, :]
+        np.copyto(xs, x[:, ih, iw, :])
+        ys, b, ts, d = y[:, oh, ow, :], better[:, oh, ow, :], tid[:, oh, ow, :], step[:, oh, ow, :]
+        np.greater(xs, ys, out=b)
+        if nan_aware:
+            b |= np.isnan(xs) & ~np.isnan(ys)
+            np.copyto(ys, xs, where=b)
+        else:
+            np.maximum(ys, xs, out=ys)
+        np.subtract(first.dtype.type(t), ts, out=d)
+        np.multiply(d, b, out=d)
+        ts += d
+    return y, tid
 
 
 def max_pool2d_backprop(
@@ -201,8 +267,9 @@ def max_pool2d_backprop(
         geom: the pooling geometry.
 
     Returns:
-        dx [N, H, W, C] with dy's dtype (float64 for integer dy). Per tap: the outputs whose
-        argmax is this tap's element add their dy into the tap's strided slice of dx.
+        dx [N, H, W, C] with dy's dtype (float64 for integer dy). Disjoint windows (the usual
+        k <= s): per tap, dy of the outputs won by that tap goes to the tap's strided slice of
+        dx. Overlapping windows: one np.bincount scatter-add.
     """
     op = "max_pool2d_backprop"
     n, h, w, c = _shape4(op, "input_shape", input_shape)
@@ -211,11 +278,27 @@ def max_pool2d_backprop(
     _check_out(op, "argmax", argmax.shape, n, c, geom)
     _check_out(op, "dy", dy.shape, n, c, geom)
     dt = _float_dtype(dy.dtype)
-    dx = np.zeros((n, h, w, c), dtype=dt)
-    zero = dt.type(0)
+    dy = dy.astype(dt, copy=False)
+    if argmax.size and (argmax.min() < 0 or argmax.max() >= h * w):
+        raise ValueError(f"{op}: argmax holds indices outside [0, H*W = {h * w})")
+    if not _disjoint(geom):
+        # Overlapping windows: an input element can collect dy from several outputs. One
+        # bincount over global flat indices (n*H*W + argmax)*C + c does the whole scatter-add
+        # (it sums in float64, then rounds once to dt).
+        flat = argmax.astype(np.int64) * c
+        flat += (np.arange(n, dtype=np.int64) * (h * w * c))[:, None, None, None]
+        flat += np.arange(c, dtype=np.int64)
+        dx = np.bincount(flat.ravel(), weights=dy.ravel(), minlength=n * h * w * c)
+        return dx.astype(dt, copy=False).reshape(n, h, w, c)
+    # Disjoint windows: each input element is in at most one window, so the taps write
+    # disjoint elements of dx: plain assignment, and no zero fill if the windows tile x exactly.
+    dx = (np.empty if _tiles(geom) else np.zeros)((n, h, w, c), dtype=dt)
+    hit = np.empty(dy.shape, dtype=bool)
     for t, (oh, ow, ih, iw, _) in enumerate(_taps(geom)):
-        hit = argmax[:, oh, ow, :] == _tap_index(geom, t)
-        dx[:, ih, iw, :] += np.where(hit, dy[:, oh, ow, :], zero)
+        # the outputs whose winner is this tap's element send their dy there, the others 0
+        ht = hit[:, oh, ow, :]
+        np.equal(argmax[:, oh, ow, :], _tap_index(geom, t, argmax.dtype), out=ht)
+        np.multiply(dy[:, oh, ow, :], ht, out=dx[:, ih, iw, :])
     return dx
 
 
@@ -267,9 +350,17 @@ def avg_pool2d(x: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     n, _, _, c = x.shape
     dt = _float_dtype(x.dtype)
     ho, wo = geom.output_hw
-    y = np.zeros((n, ho, wo, c), dtype=dt)
-    for oh, ow, ih, iw, _ in _taps(geom):
-        y[:, oh, ow, :] += x[:, ih, iw, :]
+    taps = _taps(geom)
+    # a tap that reaches every output (tap (0, 0) without top/left padding) is assigned, not
+    # added: no zero fill
+    full = [k for k, (oh, ow, *_) in enumerate(taps) if _len(oh, ho) == ho and _len(ow, wo) == wo]
+    y = (np.empty if full else np.zeros)((n, ho, wo, c), dtype=dt)
+    if full:
+        oh, ow, ih, iw, _ = taps[full[0]]
+        y[:, oh, ow, :] = x[:, ih, iw, :]
+    for k, (oh, ow, ih, iw, _) in enumerate(taps):
+        if not full or k != full[0]:
+            y[:, oh, ow, :] += x[:, ih, iw, :]
     counts = _counts(op, geom)
     y /= counts if isinstance(counts, float) else counts.astype(dt)
     return y
@@ -298,6 +389,11 @@ def avg_pool2d_backprop(
     counts = _counts(op, geom)
     g = dy / (counts if isinstance(counts, float) else counts.astype(dt))
     g = g.astype(dt, copy=False)
+    if _disjoint(geom):  # every input element gets dy/count from at most one window
+        dx = (np.empty if _tiles(geom) else np.zeros)((n, h, w, c), dtype=dt)
+        for oh, ow, ih, iw, _ in _taps(geom):
+            dx[:, ih, iw, :] = g[:, oh, ow, :]
+        return dx
     dx = np.zeros((n, h, w, c), dtype=dt)
     for oh, ow, ih, iw, _ in _taps(geom):
         dx[:, ih, iw, :] += g[:, oh, ow, :]
