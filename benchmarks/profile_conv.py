@@ -35,16 +35,19 @@ from tinygrad_conv.kernels.padding import axis_taps, conv_geometry  # noqa: E402
 STAT = min  # best of the reps: robust to other processes on a shared 2-core machine
 
 
-def med_ms(fn, reps: int = 9, warmup: int = 2) -> float:
-    """Best-of-``reps`` (or median with --median) milliseconds of ``fn()``."""
-    for _ in range(warmup):
-        fn()
-    ts = []
+def run_interleaved(fns: dict[str, object], reps: int, warmup: int = 2) -> dict[str, float]:
+    """ms of each callable: warm-up, then ``reps`` rounds calling every one in turn (so a burst
+    of outside load hits all of them alike); best of the rounds (``--median``: median)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(reps):
-        t0 = time.perf_counter()
-        fn()
-        ts.append(time.perf_counter() - t0)
-    return STAT(ts) * 1e3
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: STAT(v) * 1e3 for k, v in times.items()}
 
 
 # ----------------------------------------------------------------------------- stage replicas
@@ -70,7 +73,7 @@ def _blocks(n: int, ho: int, row_bytes: int, budget: int = 2 << 20):
     return [(n0, n0 + 1, r0, min(ho, r0 + hb)) for n0 in range(n) for r0 in range(0, ho, hb)]
 
 
-def stages(case: W.ConvCase, reps: int) -> dict[str, float]:
+def stages(case: W.ConvCase) -> dict[str, object]:
     """ms per stage of Conv2D forward (graph path) + backward, replicating kernels/conv.py
     (self-contained numpy, groups=1, so it survives refactors of the kernel's private helpers)."""
     x, w, g = W.conv_arrays(case)
@@ -91,14 +94,14 @@ def stages(case: W.ConvCase, reps: int) -> dict[str, float]:
         xp[:, top : top + h, left : left + wd, :] = x
         return xp
 
-    out["fwd: np.zeros + copy into padded x"] = med_ms(pad, reps)
+    out["fwd: np.zeros + copy into padded x"] = pad
     view = _window_view(pad(), geom, n)
     cols = np.empty((n, ho, wo, kh, kw, cin), np.float32)
-    out["fwd: window copy (im2col, whole batch)"] = med_ms(lambda: np.copyto(cols, view), reps)
+    out["fwd: window copy (im2col, whole batch)"] = lambda: np.copyto(cols, view)
     cm = cols.reshape(m, kk)
     y = np.empty((m, cout), np.float32)
     wm = w.reshape(kk, cout)
-    out["fwd: GEMM cols @ W (one, whole batch)"] = med_ms(lambda: np.matmul(cm, wm, out=y), reps)
+    out["fwd: GEMM cols @ W (one, whole batch)"] = lambda: np.matmul(cm, wm, out=y)
 
     # backprop_input: blocked GEMM dy @ W^T -> dcols (tap-major), then per-tap strided adds
     wt = w.reshape(taps, cin, cout).transpose(0, 2, 1)  # (T, Cout, Cin)
@@ -107,7 +110,7 @@ def stages(case: W.ConvCase, reps: int) -> dict[str, float]:
     (sh, sw), (dh, dw) = geom.strides, geom.dilations
     taps_w = axis_taps(wd, kw, sw, dw, left, 0, wo)
     dx = np.zeros_like(x)
-    out["bwd_in: np.zeros dx"] = med_ms(lambda: np.zeros_like(x), reps)
+    out["bwd_in: np.zeros dx"] = lambda: np.zeros_like(x)
 
     def block_gemm(n0, n1, r0, r1):
         mb = (n1 - n0) * (r1 - r0) * wo
@@ -132,29 +135,29 @@ def stages(case: W.ConvCase, reps: int) -> dict[str, float]:
             block_gemm(*b)
 
     key = f"bwd_in: GEMM dy @ W^T into dcols ({len(blocks)} blocks)"
-    out[key] = med_ms(gemms_only, reps)
+    out[key] = gemms_only
 
     def gemm_and_adds():
         for b in blocks:
             tap_adds(block_gemm(*b), *b)
 
-    out["bwd_in: tap strided adds (by difference)"] = med_ms(gemm_and_adds, reps) - out[key]
+    out["bwd_in: GEMM + tap adds (blocked, as the kernel)"] = gemm_and_adds
 
     # backprop_filter with the kept cols: one GEMM cols^T @ dy
     dwm = np.empty((kk, cout), np.float32)
     gm = g.reshape(m, cout)
-    out["bwd_w: GEMM cols^T @ dy (kept cols)"] = med_ms(lambda: np.matmul(cm.T, gm, out=dwm), reps)
+    out["bwd_w: GEMM cols^T @ dy (kept cols)"] = lambda: np.matmul(cm.T, gm, out=dwm)
     return out
 
 
-def graph_times(case: W.ConvCase, reps: int) -> dict[str, float]:
+def graph_times(case: W.ConvCase) -> dict[str, object]:
     fns = W.tc_conv(case)
-    res = {"graph fwd (no_grad, blocked im2col)": med_ms(fns["fwd"], reps)}
-    res["graph fwd+bwd"] = med_ms(fns["fwdbwd"], reps)
+    res = {"graph fwd (no_grad, blocked im2col)": fns["fwd"]}
+    res["graph fwd+bwd"] = fns["fwdbwd"]
     x, w, g = W.conv_arrays(case)
     xt, wt = tc.Tensor(x, requires_grad=True), tc.Tensor(w, requires_grad=True)
-    res["graph fwd only, requires_grad (whole cols kept)"] = med_ms(
-        lambda: tc.conv2d(xt, wt, case.stride, case.padding), reps
+    res["graph fwd only, requires_grad (whole cols kept)"] = lambda: tc.conv2d(
+        xt, wt, case.stride, case.padding
     )
     return res
 
@@ -260,7 +263,77 @@ def cand_bwd_input_direct_s2(w, dy, geom, x_shape):
     return dx
 
 
-def candidates(case: W.ConvCase, reps: int) -> dict[str, float]:
+def cand_bwd_input_phase_adds(w, dy, geom, x_shape, budget: int = 2 << 20):
+    """Strided conv: the kernel's GEMM (dy @ W^T -> tap-major dcols, blocked over images), but
+    the taps are accumulated into per-phase buffers P[ph, pw] (dx[:, ph::sh, pw::sw] made
+    contiguous), where every tap's add is a unit-stride shifted slice (long contiguous inner
+    runs), then each phase is copied into dx with ONE strided copy (sh*sw copies in all instead
+    of kh*kw strided read-modify-writes)."""
+    n, h, wd, cin = x_shape
+    kh, kw, _, cout = w.shape
+    (sh, sw), (dh, dw) = geom.strides, geom.dilations
+    (top, _), (left, _) = geom.pads
+    ho, wo = geom.output_hw
+    taps = kh * kw
+    wt = w.reshape(taps, cin, cout).transpose(0, 2, 1)
+    ha, wa = -(-h // sh), -(-wd // sw)
+    dx = np.empty(x_shape, np.float32)
+    taps_h = axis_taps(h, kh, sh, dh, top, 0, ho)
+    taps_w = axis_taps(wd, kw, sw, dw, left, 0, wo)
+    img = ho * wo * taps * cin * 4
+    nb = max(1, budget // max(img, 1))
+    buf = np.empty(min(n, nb) * ho * wo * taps * cin, np.float32)
+    phase = np.empty((sh, sw, min(n, nb), ha, wa, cin), np.float32)
+    for n0 in range(0, n, nb):
+        n1 = min(n, n0 + nb)
+        b = n1 - n0
+        mb = b * ho * wo
+        dcols = buf[: taps * mb * cin].reshape(taps, mb, cin)
+        np.matmul(dy[n0:n1].reshape(mb, cout), wt, out=dcols)
+        blk = dcols.reshape(taps, b, ho, wo, cin)
+        ph_b = phase[:, :, :b]
+        ph_b[...] = 0
+        for i in range(kh):
+            th = taps_h[i]
+            if th is None:
+                continue
+            (o_h, r_h) = th
+            for j in range(kw):
+                tw = taps_w[j]
+                if tw is None:
+                    continue
+                (o_w, r_w) = tw
+                a0, p_h = divmod(r_h.start, sh)
+                c0, p_w = divmod(r_w.start, sw)
+                na, nc = len(range(h)[r_h]), len(range(wd)[r_w])
+                ph_b[p_h, p_w, :, a0 : a0 + na, c0 : c0 + nc] += blk[i * kw + j, :, o_h, o_w]
+        for p_h in range(sh):
+            for p_w in range(sw):
+                nh, nw = len(range(p_h, h, sh)), len(range(p_w, wd, sw))
+                dx[n0:n1, p_h::sh, p_w::sw] = ph_b[p_h, p_w, :, :nh, :nw]
+    return dx
+
+
+def cand_im2col_transposed(x, geom):
+    """For tiny Cin: build the window matrix transposed, colsT (K, M), one contiguous (N,Ho,Wo)
+    slab per tap and channel (inner loops over whole output rows), then y = (W^T @ colsT)^T."""
+    n, h, wd, cin = x.shape
+    (kh, kw), (ho, wo) = geom.kernel_hw, geom.output_hw
+    (sh, sw) = geom.strides
+    (top, bottom), (left, right) = geom.pads
+    xp = x
+    if top or bottom or left or right:
+        xp = np.zeros((n, h + top + bottom, wd + left + right, cin), x.dtype)
+        xp[:, top : top + h, left : left + wd] = x
+    colsT = np.empty((kh, kw, cin, n, ho, wo), x.dtype)
+    xc = np.moveaxis(xp, 3, 0)  # (C, N, Hp, Wp) view
+    for i in range(kh):
+        for j in range(kw):
+            colsT[i, j] = xc[:, :, i : i + sh * (ho - 1) + 1 : sh, j : j + sw * (wo - 1) + 1 : sw]
+    return colsT.reshape(kh * kw * cin, n * ho * wo)
+
+
+def candidates(case: W.ConvCase) -> dict[str, object]:
     x, w, g = W.conv_arrays(case)
     geom = conv_geometry("conv2d", x.shape, w.shape, case.stride, case.padding, 1, "NHWC")
     ho, wo = geom.output_hw
@@ -270,45 +343,54 @@ def candidates(case: W.ConvCase, reps: int) -> dict[str, float]:
     cand_im2col_no_pad(x, geom, cols)
     assert np.array_equal(cols, ref_cols)
     res = {
-        "im2col: current conv2d_windows (pad + copy)": med_ms(
-            lambda: K.conv2d_windows(x, geom), reps
-        ),
-        "im2col: from x per tap, zero border only": med_ms(
-            lambda: cand_im2col_no_pad(x, geom, cols), reps
-        ),
+        "im2col: current conv2d_windows (pad + copy)": lambda: K.conv2d_windows(x, geom),
+        "im2col: from x per tap, zero border only": lambda: cand_im2col_no_pad(x, geom, cols),
     }
-    res["fwd: current blocked conv2d (no_grad path)"] = med_ms(lambda: K.conv2d(x, w, geom), reps)
-    res["fwd: conv2d_windows + one GEMM (graph path)"] = med_ms(
-        lambda: K.conv2d(x, w, geom, cols=K.conv2d_windows(x, geom)), reps
+    res["fwd: current blocked conv2d (no_grad path)"] = lambda: K.conv2d(x, w, geom)
+    res["fwd: conv2d_windows + one GEMM (graph path)"] = lambda: K.conv2d(
+        x, w, geom, cols=K.conv2d_windows(x, geom)
     )
-    res["bwd_w: blocked, rebuilding windows (no kept cols)"] = med_ms(
-        lambda: K.conv2d_backprop_filter(x, w.shape, g, geom), reps
+    res["bwd_w: blocked, rebuilding windows (no kept cols)"] = lambda: K.conv2d_backprop_filter(
+        x, w.shape, g, geom
     )
-    res["bwd_w: with kept cols"] = med_ms(
-        lambda: K.conv2d_backprop_filter(x, w.shape, g, geom, cols=ref_cols), reps
+    res["bwd_w: with kept cols"] = lambda: K.conv2d_backprop_filter(
+        x, w.shape, g, geom, cols=ref_cols
     )
     ref_dx = K.conv2d_backprop_input(x.shape, w, g, geom)
-    res["bwd_in: current (GEMM + tap adds)"] = med_ms(
-        lambda: K.conv2d_backprop_input(x.shape, w, g, geom), reps
-    )
+    res["bwd_in: current (GEMM + tap adds)"] = lambda: K.conv2d_backprop_input(x.shape, w, g, geom)
     if case.stride == 1:
         dx = cand_bwd_input_direct(w, g, geom, x.shape)
         np.testing.assert_allclose(dx, ref_dx, rtol=1e-4, atol=1e-4)
-        res["bwd_in: direct conv of padded dy (im2col + GEMM into dx)"] = med_ms(
-            lambda: cand_bwd_input_direct(w, g, geom, x.shape), reps
+        res["bwd_in: direct conv of padded dy (im2col + GEMM into dx)"] = lambda: (
+            cand_bwd_input_direct(w, g, geom, x.shape)
         )
     else:
         dx = cand_bwd_input_direct_s2(w, g, geom, x.shape)
         np.testing.assert_allclose(dx, ref_dx, rtol=1e-4, atol=1e-4)
-        res["bwd_in: sub-pixel phases (im2col + GEMM per phase)"] = med_ms(
-            lambda: cand_bwd_input_direct_s2(w, g, geom, x.shape), reps
+        res["bwd_in: sub-pixel phases (im2col + GEMM per phase)"] = lambda: (
+            cand_bwd_input_direct_s2(w, g, geom, x.shape)
+        )
+    if case.stride > 1:
+        dx = cand_bwd_input_phase_adds(w, g, geom, x.shape)
+        np.testing.assert_allclose(dx, ref_dx, rtol=1e-4, atol=1e-4)
+        res["bwd_in: kernel GEMM + taps added into phase buffers"] = lambda: (
+            cand_bwd_input_phase_adds(w, g, geom, x.shape)
+        )
+    if case.cin <= 4:
+        wT = np.ascontiguousarray(w.reshape(kk, case.cout).T)
+        ct = cand_im2col_transposed(x, geom)
+        np.testing.assert_allclose(
+            (wT @ ct).T, K.conv2d(x, w, geom).reshape(-1, case.cout), rtol=1e-4, atol=1e-4
+        )
+        res["fwd: transposed im2col + (W^T @ colsT)^T"] = lambda: np.ascontiguousarray(
+            (wT @ cand_im2col_transposed(x, geom)).T
         )
     m = case.n * ho * wo
     a = ref_cols.reshape(m, kk)
     wm = w.reshape(kk, case.cout)
     yy = np.empty((m, case.cout), np.float32)
-    res["ref: bare GEMM (M,K)@(K,Cout) on a prebuilt window matrix"] = med_ms(
-        lambda: np.matmul(a, wm, out=yy), reps
+    res["ref: bare GEMM (M,K)@(K,Cout) on a prebuilt window matrix"] = lambda: np.matmul(
+        a, wm, out=yy
     )
     return res
 
@@ -331,17 +413,17 @@ def cprofile_train(pool: str, steps: int, top: int) -> str:
     return s.getvalue()
 
 
-def train_op_times(pool: str, reps: int) -> dict[str, float]:
+def train_op_times(pool: str) -> dict[str, object]:
     """ms per kernel-level piece of the training step, and the whole step."""
     fns = W.tc_train(pool)
-    out = {"train step fwd+bwd+SGD (graph)": med_ms(fns["fwdbwd"], reps * 5)}
-    out["train fwd, no_grad"] = med_ms(fns["fwd"], reps * 5)
+    out = {"train step fwd+bwd+SGD (graph)": fns["fwdbwd"]}
+    out["train fwd, no_grad"] = fns["fwd"]
     return out
 
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--cases", default="c,d,f")
+    p.add_argument("--cases", default="c,d,f,a,e")
     p.add_argument("--reps", type=int, default=9)
     p.add_argument("--pool", default=None, help="maxpool|stride2 (default: what tc supports)")
     p.add_argument("--cprofile", action="store_true", help="cProfile the conv cases too")
@@ -354,24 +436,29 @@ def main() -> None:
     for key in args.cases.split(","):
         print(f"\n=== ({key}) {W.case_label(key, pool)}")
         if key == W.TRAIN:
-            for k, v in train_op_times(pool, args.reps).items():
+            for k, v in run_interleaved(train_op_times(pool), args.reps * 5).items():
                 print(f"  {v:8.3f} ms  {k}")
             print(cprofile_train(pool, 300, 25))
             continue
         case = W.CONV_CASES[key]
-        gt = graph_times(case, args.reps)
-        for k, v in gt.items():
-            print(f"  {v:8.2f} ms  {k}")
-        st = stages(case, args.reps)
+        gt, st, cd = graph_times(case), stages(case), candidates(case)
+        t = run_interleaved({**gt, **st, **cd}, args.reps)
+        for k in gt:
+            print(f"  {t[k]:8.2f} ms  {k}")
         print("  -- stages of the graph fwd+bwd:")
-        for k, v in st.items():
-            print(f"  {v:8.2f} ms  {k}")
-        total = sum(st.values())
+        total = 0.0
+        adds = "bwd_in: GEMM + tap adds (blocked, as the kernel)"
+        gemm_key = next(k for k in st if k.startswith("bwd_in: GEMM dy"))
+        for k in st:
+            v = t[k] - t[gemm_key] if k == adds else t[k]
+            name = "bwd_in: tap strided adds (GEMM + adds minus GEMM)" if k == adds else k
+            print(f"  {v:8.2f} ms  {name}")
+            total += v
         print(f"  {total:8.2f} ms  sum of stages")
-        print(f"  {gt['graph fwd+bwd'] - total:8.2f} ms  engine + rest (graph fwd+bwd - stages)")
+        print(f"  {t['graph fwd+bwd'] - total:8.2f} ms  engine + rest (graph fwd+bwd - stages)")
         print("  -- candidates:")
-        for k, v in candidates(case, args.reps).items():
-            print(f"  {v:8.2f} ms  {k}")
+        for k in cd:
+            print(f"  {t[k]:8.2f} ms  {k}")
         if args.cprofile:
             fns = W.tc_conv(case)
             pr = cProfile.Profile()

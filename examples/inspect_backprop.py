@@ -58,6 +58,7 @@ def load_train_cnn() -> ModuleType:
     if spec is None or spec.loader is None:  # pragma: no cover - the file ships with the repo
         raise SystemExit(f"cannot load {TRAIN_CNN}")
     module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
     spec.loader.exec_module(module)
     return module
 
@@ -128,12 +129,12 @@ def group_by_module(
 ) -> list[LayerReport]:
     """One LayerReport per module that recorded ops (model order), plus one for the ops recorded
     outside any module (the loss)."""
-    names = {id(m): path for path, m in model.named_modules()}
+    modules = dict(model.named_modules())  # path -> module
+    names = {id(m): path for path, m in modules.items()}
     reports: dict[str, LayerReport] = {}
-    for path, m in model.named_modules():
-        if next(m.children(), None) is None:  # leaves: the layers
-            line = repr(m).splitlines()[0]
-            reports[path] = LayerReport(path, type(m).__name__, line)
+    for path, m in modules.items():
+        if next(m.children(), None) is None:  # leaves: the layers, in model order
+            reports[path] = LayerReport(path, type(m).__name__, repr(m).splitlines()[0])
     loss = LayerReport(LOSS_GROUP, "", loss_description)
     for op in ops:
         chain = op.node.__dict__.get("scope", ())
@@ -141,14 +142,13 @@ def group_by_module(
             loss.ops.append(op)
             continue
         path = module_path(chain, names)
-        if path not in reports:
+        if path not in reports:  # ops of a container's own forward, or of a foreign module
             inner = chain[-1]
             reports[path] = LayerReport(path, type(inner).__name__, repr(inner).splitlines()[0])
         reports[path].ops.append(op)
     for path, report in reports.items():
-        if path in names.values():
-            module = dict(model.named_modules())[path]
-            for pname, p in module.named_parameters(recurse=False):
+        if path in modules:
+            for pname, p in modules[path].named_parameters(recurse=False):
                 if p.grad is not None:
                     g = p.grad.data.astype(np.float64)
                     report.grad_norms[pname] = float(np.sqrt(np.sum(g * g)))
@@ -192,13 +192,12 @@ def _op_lines(op: OpRecord, layer: LayerReport, first_conv_path: str | None) -> 
         text = f"{call} ({_args_text(call, shapes)}) -> {shape_text(out)}{role}"
         lines.append((lead if k == 0 else pad) + text)
     if not calls:
-        passed = [
-            shape_text(s)
-            + (" (summed over the broadcast axes by the engine)" if s != op.output_shape else "")
+        parts = [
+            f"as is to {shape_text(s)}" if s == op.output_shape else f"summed to {shape_text(s)}"
             for s, need in zip(op.input_shapes, op.needs_input_grad, strict=True)
             if need
         ]
-        lines.append(f"{lead}calls no op: dy goes straight to " + " and ".join(passed))
+        lines.append(f"{lead}calls no op: the engine passes dy " + " and ".join(parts))
     if name == "conv2d" and not op.needs_input_grad[0]:
         what = "the batch of images" if layer.path == first_conv_path else "a constant"
         lines.append(
@@ -245,12 +244,14 @@ def format_conv_summary(layers: list[LayerReport]) -> str:
             called = [c[0] for c in op.backward_calls]
             out.append(f"  layer {layer.path} ({layer.class_name}): conv2d's backward called "
                        + " and ".join(called))  # fmt: skip
-    out.append(
-        "  The first conv reads the images, which do not require grad, so the engine never asks"
-        " for\n  its input gradient: conv2d_backprop_input runs only for the second conv, whose"
-        " input\n  (the first block's output) carries the gradient back to the first conv's"
-        " filter."
-    )
+    first = next((op for r in layers for op in r.ops if op.name == "conv2d"), None)
+    if first is not None and not first.needs_input_grad[0]:
+        out.append(
+            "  The first conv reads the images, which do not require grad, so the engine\n"
+            "  never asks for its input gradient: conv2d_backprop_input runs only for the\n"
+            "  later conv(s), whose input (an earlier layer's output) carries the gradient\n"
+            "  back towards the first conv's filter."
+        )
     return "\n".join(out)
 
 

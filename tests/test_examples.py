@@ -1,0 +1,248 @@
+"""The examples run, with tiny settings, and report sensible values.
+
+Each example is imported from its file (examples/ is not a package) and its ``main`` is called
+in-process, so the whole file takes a few seconds.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import re
+import sys
+from functools import cache
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+import tinygrad_conv as tc
+from tinygrad_conv.datasets import load_digits
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    """One BLAS thread: these GEMMs are tiny, and with other processes on the cores a threaded
+    BLAS runs them several times slower. Skipped when threadpoolctl is not installed."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        yield
+        return
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
+@cache
+def load_example(name: str) -> ModuleType:
+    """``examples/<name>.py`` as a module (loaded once per test session)."""
+    path = EXAMPLES / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"example_{name}", path)
+    assert spec is not None and spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the file runs
+    spec.loader.exec_module(module)
+    return module
+
+
+def run_main(module: ModuleType, argv: list[str], monkeypatch: pytest.MonkeyPatch):
+    """Call ``module.main`` with ``argv``: as an argument if it takes one, else via sys.argv."""
+    if inspect.signature(module.main).parameters:
+        return module.main(argv)
+    monkeypatch.setattr(sys, "argv", [f"{module.__name__}.py", *argv])
+    return module.main()
+
+
+def output_lines(capsys: pytest.CaptureFixture[str]) -> list[str]:
+    return [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+
+
+# -- train_cnn ------------------------------------------------------------------------------------
+def test_train_cnn_returns_accuracy_prints_it_last_and_saves_loadable_weights(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_cnn = load_example("train_cnn")
+    weights = tmp_path / "cnn.npz"
+    acc = train_cnn.main(["--epochs", "1", "--no-progress", "--save", str(weights)])
+
+    assert isinstance(acc, float)
+    assert 0.0 <= acc <= 1.0
+    assert acc > 0.5  # one epoch on the digits gets well past chance (0.1)
+    lines = output_lines(capsys)
+    assert lines[-1] == f"final test accuracy: {100 * acc:.1f}%"
+    assert sum(line.startswith("epoch ") for line in lines) == 1
+
+    # the npz holds exactly the model's state, and load() restores it: a differently initialised
+    # model gives the trained model's logits after loading, and so its test accuracy
+    with np.load(weights) as f:
+        saved = {k: f[k] for k in f.files}
+    fresh = train_cnn.build_model(seed=123)
+    assert set(saved) == set(fresh.state_dict())
+    x_test, y_test = load_digits("test", seed=0)
+    with tc.no_grad():
+        before = fresh(tc.tensor(x_test[:64])).data.copy()
+    fresh.load(weights)
+    again = train_cnn.build_model(seed=7)
+    again.load(weights)
+    with tc.no_grad():
+        logits = fresh(tc.tensor(x_test[:64])).data
+        logits_again = again(tc.tensor(x_test[:64])).data
+    np.testing.assert_array_equal(logits, logits_again)
+    assert not np.allclose(logits, before)
+    assert train_cnn.evaluate(fresh, x_test, y_test) == acc
+
+
+# -- conv_autoencoder -----------------------------------------------------------------------------
+_AE_EPOCH = re.compile(
+    r"epoch\s+(\d+)\s+(\w+) loss ([\d.]+)\s+train MSE ([\d.]+)\s+test MSE ([\d.]+)"
+)
+
+
+def test_autoencoder_loss_and_mse_fall_and_last_line_is_the_result(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ae = load_example("conv_autoencoder")
+    mse = ae.main(["--epochs", "3", "--seed", "0"])
+    lines = output_lines(capsys)
+    epochs = [m.groups() for m in map(_AE_EPOCH.match, lines) if m]
+    assert [int(e[0]) for e in epochs] == [1, 2, 3]
+    losses = [float(e[2]) for e in epochs]
+    train_mse = [float(e[3]) for e in epochs]
+    test_mse = [float(e[4]) for e in epochs]
+    assert losses[-1] < losses[0]
+    assert train_mse[-1] < train_mse[0]
+    assert test_mse[-1] < test_mse[0]
+    assert isinstance(mse, float) and 0.0 < mse < 0.05  # untrained: ~0.16, mean image: ~0.07
+    assert lines[-1] == f"final test reconstruction MSE: {mse:.4f}"
+    assert float(lines[-1].rsplit(" ", 1)[1]) == test_mse[-1]
+
+
+def test_autoencoder_is_deterministic_for_a_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    ae = load_example("conv_autoencoder")
+    a = ae.main(["--epochs", "1", "--seed", "3", "--batch-size", "64", "--loss", "mse"])
+    b = ae.main(["--epochs", "1", "--seed", "3", "--batch-size", "64", "--loss", "mse"])
+    c = ae.main(["--epochs", "1", "--seed", "4", "--batch-size", "64", "--loss", "mse"])
+    assert a == b
+    assert a != c
+
+
+def test_autoencoder_decoder_upsamples_with_conv2d_transpose() -> None:
+    ae = load_example("conv_autoencoder")
+    model = ae.ConvAutoencoder(seed=0)
+    x = tc.tensor(load_digits("test")[0][:2])
+    code = model.encoder(x)
+    assert code.shape[1:3] == (2, 2)
+    logits = model(x)
+    assert logits.shape == x.shape
+    # upsampling is the conv2d_backprop_input node (conv2d_transpose is that op)
+    assert logits.grad_fn is not None
+    names = set()
+    stack = [logits]
+    while stack:
+        t = stack.pop()
+        if t.grad_fn is not None and t.grad_fn.inputs is not None:
+            names.add(t.grad_fn.name)
+            stack.extend(t.grad_fn.inputs)
+    assert "conv2d_backprop_input" in names and "conv2d" in names
+
+
+def test_autoencoder_nan_loss_stops_naming_the_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    ae = load_example("conv_autoencoder")
+    real_loss = ae._loss
+    calls = {"n": 0}
+
+    def nan_on_third_step(model, xb, kind):
+        calls["n"] += 1
+        loss = real_loss(model, xb, kind)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(ae, "_loss", nan_on_third_step)
+    with pytest.raises(SystemExit) as exc:
+        ae.main(["--epochs", "1"])
+    assert "loss became nan at step 3 (epoch 1)" in str(exc.value)
+
+
+def test_autoencoder_plot_writes_a_png(tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    ae = load_example("conv_autoencoder")
+    out = tmp_path / "grid.png"
+    ae.main(["--epochs", "1", "--plot", str(out)])
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_autoencoder_plot_without_matplotlib_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ae = load_example("conv_autoencoder")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    with pytest.raises(SystemExit, match="--plot needs matplotlib"):
+        ae.main(["--epochs", "1", "--plot", str(tmp_path / "grid.png")])
+    assert not (tmp_path / "grid.png").exists()
+
+
+# -- inspect_backprop -----------------------------------------------------------------------------
+def _blocks(text: str) -> dict[str, str]:
+    """The report's paragraphs keyed by their first word, or two for layers ("layer 3")."""
+    out = {}
+    for block in text.split("\n\n"):
+        words = block.strip().split()
+        if words:
+            out[" ".join(words[:2]) if words[0] == "layer" else words[0]] = block
+    return out
+
+
+def test_inspect_backprop_shows_which_conv_backprops_ran(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    inspect_backprop = load_example("inspect_backprop")
+    layers = inspect_backprop.main(["--steps", "2", "--batch-size", "4"])
+    text = capsys.readouterr().out
+    by_path = {layer.path: layer for layer in layers}
+
+    # the model's first conv (layer 0) reads the images: only its filter gradient is computed
+    first, second = by_path["0"], by_path["3"]
+    assert first.class_name == second.class_name == "Conv2d"
+    assert "conv2d_backprop_filter" in first.backward_op_names()
+    assert "conv2d_backprop_input" not in first.backward_op_names()
+    assert second.backward_op_names()[:2] == ["conv2d_backprop_input", "conv2d_backprop_filter"]
+
+    blocks = _blocks(text)
+    layer0, layer3 = blocks["layer 0"], blocks["layer 3"]
+    assert "conv2d_backprop_filter (x [4,8,8,1], dy [4,8,8,24]) -> [3,3,1,24]" in layer0
+    assert "conv2d_backprop_input (" not in layer0
+    assert "NO conv2d_backprop_input" in layer0 and "does not require grad" in layer0
+    assert "conv2d_backprop_input (w [3,3,24,48], dy [4,4,4,48]) -> [4,4,4,24]" in layer3
+    assert "conv2d_backprop_filter (x [4,4,4,24], dy [4,4,4,48]) -> [3,3,24,48]" in layer3
+    assert "max_pool2d_backprop" in blocks["layer 2"]
+
+    # gradient norms: every parameter, every step, finite and positive
+    for path in ("0", "3", "7"):
+        norms = by_path[path].grad_norms
+        assert set(norms) == {"weight", "bias"}
+        assert all(np.isfinite(v) and v > 0 for v in norms.values())
+    table = text.split("Gradient norms")[1].split("\n\n")[0]
+    assert re.search(r"3\.weight\s+\[3,3,24,48\]\s+[\d.e+-]+\s+[\d.e+-]+$", table, re.M)
+    assert "log_softmax" in blocks["(loss)"]
+
+
+# -- the other examples ---------------------------------------------------------------------------
+def test_four_ways_runs_and_agrees(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    four_ways = load_example("four_ways")
+    assert run_main(four_ways, ["--no-tf"], monkeypatch) == 0
+    last = output_lines(capsys)[-1]
+    assert last.startswith("largest difference overall:")
+    assert float(last.rsplit(" ", 1)[1]) < 1e-9
+
+
+def test_draw_graph_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    draw_graph = load_example("draw_graph")
+    out = tmp_path / "cnn.dot"  # DOT text: no need for graphviz's `dot` binary
+    run_main(draw_graph, ["--out", str(out)], monkeypatch)
+    dot = out.read_text()
+    assert dot.lstrip().startswith("digraph")
+    assert "conv2d_backprop_input" in dot and "conv2d_backprop_filter" in dot
