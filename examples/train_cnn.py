@@ -19,7 +19,6 @@ import argparse
 import math
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 

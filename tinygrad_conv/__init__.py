@@ -7,8 +7,8 @@ Import as ``import tinygrad_conv as tc``.
 
 from tinygrad_conv.autograd import grad
 from tinygrad_conv.function import Function
-from tinygrad_conv.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_conv.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from tinygrad_conv.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_conv.ops import *  # noqa: F403 - the op functions are the public API
 from tinygrad_conv.ops import __all__ as _ops_all
 from tinygrad_conv.tensor import (
@@ -24,13 +24,34 @@ from tinygrad_conv.tensor import (
     zeros,
     zeros_like,
 )
-
 from tinygrad_conv.viz import GraphvizNotFoundError, draw_graph, explain_conv, save_graph
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Function", "GradcheckError", "GraphvizNotFoundError", "draw_graph", "explain_conv", "save_graph", "Tensor", "arange", "enable_grad", "full", "grad", "gradcheck",
-    "gradgradcheck", "is_grad_enabled", "manual_seed", "no_grad", "ones", "ones_like", "rand",
-    "randn", "set_grad_enabled", "tensor", "zeros", "zeros_like", *_ops_all,
-]  # fmt: skip
+    "Function",
+    "GradcheckError",
+    "GraphvizNotFoundError",
+    "draw_graph",
+    "explain_conv",
+    "save_graph",
+    "Tensor",
+    "arange",
+    "enable_grad",
+    "full",
+    "grad",
+    "gradcheck",
+    "gradgradcheck",
+    "is_grad_enabled",
+    "manual_seed",
+    "no_grad",
+    "ones",
+    "ones_like",
+    "rand",
+    "randn",
+    "set_grad_enabled",
+    "tensor",
+    "zeros",
+    "zeros_like",
+    *_ops_all,
+]

@@ -50,7 +50,16 @@ class Tensor:
         name: optional label used by error messages and graph drawings.
     """
 
-    __slots__ = ("data", "requires_grad", "grad", "_ctx", "name", "_retains_grad", "_hooks", "__weakref__")
+    __slots__ = (
+        "data",
+        "requires_grad",
+        "grad",
+        "_ctx",
+        "name",
+        "_retains_grad",
+        "_hooks",
+        "__weakref__",
+    )
     # Make numpy defer to our reflected operators: ndarray + Tensor -> Tensor.__radd__.
     __array_ufunc__ = None
 
@@ -84,7 +93,7 @@ class Tensor:
         t.requires_grad = requires_grad
         return t
 
-    # -- basic properties ---------------------------------------------------------------------------
+    # -- basic properties -------------------------------------------------------------------------
     @property
     def shape(self) -> tuple[int, ...]:
         """The shape of ``data``."""
@@ -132,7 +141,7 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         return self
 
-    # -- conversions --------------------------------------------------------------------------------
+    # -- conversions ------------------------------------------------------------------------------
     def numpy(self) -> np.ndarray:
         """The underlying ndarray (no copy)."""
         return self.data
@@ -189,7 +198,7 @@ class Tensor:
 
     __hash__ = object.__hash__  # identity, although == is elementwise (as in PyTorch)
 
-    # -- autograd -----------------------------------------------------------------------------------
+    # -- autograd ---------------------------------------------------------------------------------
     def backward(
         self,
         gradient: ArrayLike | None = None,
@@ -222,7 +231,7 @@ class Tensor:
         self._hooks.append(hook)
         return _HookHandle(self._hooks, hook)
 
-    # -- operators (NumPy broadcasting) -------------------------------------------------------------
+    # -- operators (NumPy broadcasting) -----------------------------------------------------------
     def __add__(self, other: ArrayLike) -> Tensor:
         return _ops.add(self, other)
 
@@ -290,7 +299,7 @@ class Tensor:
     def __ne__(self, other: object) -> Tensor:  # type: ignore[override]
         return Tensor(self.data != _to_array(other))
 
-    # -- method forms of the ops --------------------------------------------------------------------
+    # -- method forms of the ops ------------------------------------------------------------------
     def add(self, other: ArrayLike) -> Tensor:
         """self + other with broadcasting."""
         return _ops.add(self, other)
@@ -448,7 +457,7 @@ class _HookHandle:
             self._hooks.remove(self._hook)
 
 
-# -- factories --------------------------------------------------------------------------------------
+# -- factories ------------------------------------------------------------------------------------
 _global_rng = np.random.default_rng()
 
 
@@ -531,9 +540,7 @@ def rand(
     return Tensor(data, requires_grad=requires_grad)
 
 
-def arange(
-    start: float, stop: float | None = None, step: float = 1, dtype: Any = None
-) -> Tensor:
+def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any = None) -> Tensor:
     """Evenly spaced values like ``np.arange`` (integer dtype for integer arguments)."""
     data = np.arange(start, stop, step) if stop is not None else np.arange(start)
     if dtype is None and data.dtype == np.float64:

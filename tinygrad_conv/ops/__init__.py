@@ -1,6 +1,12 @@
 """Differentiable ops, one module per family. Each public function takes Tensors (or arrays,
 taken as constants) and returns a Tensor; see each module for the math of its backward pass."""
 
+from tinygrad_conv.ops.conv import (
+    conv2d,
+    conv2d_backprop_filter,
+    conv2d_backprop_input,
+    conv2d_transpose,
+)
 from tinygrad_conv.ops.elementwise import (
     abs,
     add,
@@ -21,12 +27,6 @@ from tinygrad_conv.ops.elementwise import (
     sub,
     tanh,
     where,
-)
-from tinygrad_conv.ops.conv import (
-    conv2d,
-    conv2d_backprop_filter,
-    conv2d_backprop_input,
-    conv2d_transpose,
 )
 from tinygrad_conv.ops.loss import (
     binary_cross_entropy_with_logits,
@@ -55,10 +55,54 @@ from tinygrad_conv.ops.pool import avg_pool2d, max_pool2d
 from tinygrad_conv.ops.reduce import logsumexp, max, mean, min, sum, var
 
 __all__ = [
-    "abs", "add", "avg_pool2d", "binary_cross_entropy_with_logits", "broadcast_to", "cast", "clip",
-    "concatenate", "conv2d", "conv2d_backprop_filter", "conv2d_backprop_input", "conv2d_transpose",
-    "cross_entropy", "div", "exp", "flatten", "getitem", "leaky_relu", "log",
-    "log_softmax", "logsumexp", "matmul", "max", "max_pool2d", "maximum", "mean", "min", "minimum", "mse_loss",
-    "mul", "neg", "pad", "permute", "pow", "relu", "reshape", "sigmoid", "softmax", "sqrt", "squeeze", "stack",
-    "sub", "sum", "sum_to_shape", "swapaxes", "tanh", "transpose", "unsqueeze", "var", "where",
-]  # fmt: skip
+    "abs",
+    "add",
+    "avg_pool2d",
+    "binary_cross_entropy_with_logits",
+    "broadcast_to",
+    "cast",
+    "clip",
+    "concatenate",
+    "conv2d",
+    "conv2d_backprop_filter",
+    "conv2d_backprop_input",
+    "conv2d_transpose",
+    "cross_entropy",
+    "div",
+    "exp",
+    "flatten",
+    "getitem",
+    "leaky_relu",
+    "log",
+    "log_softmax",
+    "logsumexp",
+    "matmul",
+    "max",
+    "max_pool2d",
+    "maximum",
+    "mean",
+    "min",
+    "minimum",
+    "mse_loss",
+    "mul",
+    "neg",
+    "pad",
+    "permute",
+    "pow",
+    "relu",
+    "reshape",
+    "sigmoid",
+    "softmax",
+    "sqrt",
+    "squeeze",
+    "stack",
+    "sub",
+    "sum",
+    "sum_to_shape",
+    "swapaxes",
+    "tanh",
+    "transpose",
+    "unsqueeze",
+    "var",
+    "where",
+]

@@ -1,14 +1,14 @@
 """The conv family as graph nodes: each one's backward is made of the others.
 
-With <.,.> the sum of elementwise products, and every op linear in each argument:
+With <.,.> the sum of elementwise products, and every op linear in each of its two arguments,
+the gradient of <g, out> with respect to each argument is another member of the family:
 
-=========================================  =====================================  ==================================
-node (forward)                             d<g, out>/d(first)                     d<g, out>/d(second)
-=========================================  =====================================  ==================================
-y  = conv2d(x, w)                          x:  conv2d_backprop_input(x.shape,w,g)  w:  conv2d_backprop_filter(x,w.shape,g)
-dx = conv2d_backprop_input(sizes, w, dy)   w:  conv2d_backprop_filter(g,w.shape,dy) dy: conv2d(g, w)
-dw = conv2d_backprop_filter(x, sizes, dy)  x:  conv2d_backprop_input(x.shape,g,dy)  dy: conv2d(x, g)
-=========================================  =====================================  ==================================
+* y = conv2d(x, w):
+    d/dx = conv2d_backprop_input(x.shape, w, g)      d/dw = conv2d_backprop_filter(x, w.shape, g)
+* dx = conv2d_backprop_input(sizes, w, dy):
+    d/dw = conv2d_backprop_filter(g, w.shape, dy)    d/d(dy) = conv2d(g, w)
+* dw = conv2d_backprop_filter(x, sizes, dy):
+    d/dx = conv2d_backprop_input(x.shape, g, dy)     d/d(dy) = conv2d(x, g)
 
 ``conv2d_transpose(y, w, output_shape)`` *is* ``conv2d_backprop_input(output_shape, w, y)``.
 Every backward is therefore a call of another node, so with ``create_graph=True`` the gradients
@@ -124,7 +124,7 @@ class Conv2DBackpropFilter(Function):
         return gx, gdy
 
 
-# -- public functions with TensorFlow's signatures ---------------------------------------------------
+# -- public functions with TensorFlow's signatures ------------------------------------------------
 def _sizes(op: str, name: str, value: Any) -> tuple[int, ...]:
     if isinstance(value, Tensor):
         value = value.data

@@ -295,7 +295,7 @@ class Cast(Function):
         return cast(g, ctx.inputs[0].dtype)
 
 
-# -- public functions ---------------------------------------------------------------------------------
+# -- public functions -----------------------------------------------------------------------------
 def add(a: Any, b: Any) -> Tensor:
     """a + b with broadcasting."""
     return Add.apply(*binary_operands("add", a, b))

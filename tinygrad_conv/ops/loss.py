@@ -114,9 +114,7 @@ def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Tensor:
         )
     if y.size and (y.min() < 0 or y.max() >= z.shape[1]):
         bad = y[(y < 0) | (y >= z.shape[1])][0]
-        raise ValueError(
-            f"cross_entropy: label {bad} is out of range for {z.shape[1]} classes"
-        )
+        raise ValueError(f"cross_entropy: label {bad} is out of range for {z.shape[1]} classes")
     picked = getitem(log_softmax(z, axis=1), (np.arange(z.shape[0]), y))
     return _reduce_loss("cross_entropy", -picked, reduction)
 

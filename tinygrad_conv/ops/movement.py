@@ -110,9 +110,7 @@ class ScatterAdd(Function):
 def _is_basic_index(index: Any) -> bool:
     """True for indices made only of slices, ints, None and Ellipsis (no arrays)."""
     items = index if isinstance(index, tuple) else (index,)
-    return all(
-        isinstance(i, (slice, int, np.integer)) or i is None or i is Ellipsis for i in items
-    )
+    return all(isinstance(i, (slice, int, np.integer)) or i is None or i is Ellipsis for i in items)
 
 
 class Pad(Function):
@@ -124,7 +122,10 @@ class Pad(Function):
 
     @staticmethod
     def backward(ctx, g):
-        index = tuple(slice(lo, lo + n) for (lo, _), n in zip(ctx.attrs["pad_width"], ctx.inputs[0].shape))
+        index = tuple(
+            slice(lo, lo + n)
+            for (lo, _), n in zip(ctx.attrs["pad_width"], ctx.inputs[0].shape, strict=True)
+        )
         return GetItem.apply(g, index=index)
 
 
@@ -162,7 +163,7 @@ class Stack(Function):
         )
 
 
-# -- public functions ---------------------------------------------------------------------------------
+# -- public functions -----------------------------------------------------------------------------
 def reshape(a: Any, shape: int | Sequence[int]) -> Tensor:
     """Give ``a`` a new shape with the same number of elements (one entry may be -1)."""
     t = as_tensor(a)
@@ -198,7 +199,10 @@ def permute(a: Any, axes: Sequence[int]) -> Tensor:
 def swapaxes(a: Any, axis1: int, axis2: int) -> Tensor:
     """Exchange two axes."""
     t = as_tensor(a)
-    (a1,), (a2,) = normalize_axes("swapaxes", axis1, t.ndim), normalize_axes("swapaxes", axis2, t.ndim)
+    (a1,), (a2,) = (
+        normalize_axes("swapaxes", axis1, t.ndim),
+        normalize_axes("swapaxes", axis2, t.ndim),
+    )
     axes = list(range(t.ndim))
     axes[a1], axes[a2] = axes[a2], axes[a1]
     return transpose(t, axes)
@@ -232,7 +236,10 @@ def flatten(a: Any, start_axis: int = 0, end_axis: int = -1) -> Tensor:
     t = as_tensor(a)
     if t.ndim == 0:
         return reshape(t, (1,))
-    s, e = normalize_axes("flatten", start_axis, t.ndim)[0], normalize_axes("flatten", end_axis, t.ndim)[0]
+    s, e = (
+        normalize_axes("flatten", start_axis, t.ndim)[0],
+        normalize_axes("flatten", end_axis, t.ndim)[0],
+    )
     if s > e:
         raise ValueError(f"flatten: start_axis {start_axis} comes after end_axis {end_axis}")
     return reshape(t, t.shape[:s] + (-1 if t.size else 0,) + t.shape[e + 1 :])
@@ -296,14 +303,18 @@ def pad(
     try:
         widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (t.ndim, 2))
     except ValueError:
-        raise ValueError(f"pad: pad_width {pad_width!r} does not fit a tensor of shape {t.shape}") from None
+        raise ValueError(
+            f"pad: pad_width {pad_width!r} does not fit a tensor of shape {t.shape}"
+        ) from None
     if (widths < 0).any():
         raise ValueError(f"pad: negative pad_width {pad_width!r}")
     pw = tuple((int(lo), int(hi)) for lo, hi in widths)
     return Pad.apply(t, pad_width=pw, value=value)
 
 
-def _join_check(op: str, tensors: Sequence[Any], axis: int, new_axis: bool) -> tuple[list[Tensor], int]:
+def _join_check(
+    op: str, tensors: Sequence[Any], axis: int, new_axis: bool
+) -> tuple[list[Tensor], int]:
     ts = [as_tensor(x) for x in tensors]
     if not ts:
         raise ValueError(f"{op}: needs at least one tensor")
@@ -311,11 +322,18 @@ def _join_check(op: str, tensors: Sequence[Any], axis: int, new_axis: bool) -> t
     (ax,) = normalize_axes(op, axis, ndim)
     ref = ts[0].shape
     for i, t in enumerate(ts):
-        same = t.shape == ref if new_axis else (
-            t.ndim == len(ref) and all(s == r for j, (s, r) in enumerate(zip(t.shape, ref)) if j != ax)
+        same = (
+            t.shape == ref
+            if new_axis
+            else (
+                t.ndim == len(ref)
+                and all(s == r for j, (s, r) in enumerate(zip(t.shape, ref, strict=False)) if j != ax)
+            )
         )
         if not same:
-            raise ValueError(f"{op}: tensor {i} has shape {t.shape}, incompatible with {ref} (axis={axis})")
+            raise ValueError(
+                f"{op}: tensor {i} has shape {t.shape}, incompatible with {ref} (axis={axis})"
+            )
     return ts, ax
 
 

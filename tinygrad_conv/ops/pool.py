@@ -54,7 +54,10 @@ class MaxPool2DBackprop(Function):
     @staticmethod
     def backward(ctx, g):
         return MaxPool2DGather.apply(
-            g, argmax=ctx.attrs["argmax"], input_shape=ctx.attrs["input_shape"], geom=ctx.attrs["geom"]
+            g,
+            argmax=ctx.attrs["argmax"],
+            input_shape=ctx.attrs["input_shape"],
+            geom=ctx.attrs["geom"],
         )
 
 
@@ -120,7 +123,9 @@ def _pool(
         raise ValueError(f"{op}: input must have rank 4, got shape {x.shape}")
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: input must be a float tensor, got dtype {x.dtype}")
-    geom = pool_geometry(op, x.shape, ksize, ksize if strides is None else strides, padding, data_format)
+    geom = pool_geometry(
+        op, x.shape, ksize, ksize if strides is None else strides, padding, data_format
+    )
     if data_format.upper() == "NCHW":
         y = cls.apply(transpose(x, _TO_NHWC), geom=geom, padding=padding)
         return transpose(y, _TO_NCHW)
