@@ -117,8 +117,27 @@ def _gemm_rates(reps: int) -> dict[str, float]:
     return rates
 
 
+def tc_source_fingerprint() -> str:
+    """git HEAD of the repo + a hash of tinygrad_conv's .py files as they are on disk, so a run
+    shows whether the code under test changed between rounds (others may be editing it)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    for f in sorted((ROOT / "tinygrad_conv").rglob("*.py")):
+        h.update(f.read_bytes())
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip()
+    except OSError:
+        head = "?"
+    return f"{head or '?'}+src:{h.hexdigest()[:10]}"
+
+
 def worker_main(args: argparse.Namespace) -> None:
     out: dict[str, object] = {"framework": args.worker, "pid": os.getpid()}
+    if args.worker == "tc":
+        out["source"] = tc_source_fingerprint()
     if args.info:
         out["info"] = _framework_info(args.worker)
     if args.worker == "gemm":
@@ -414,6 +433,8 @@ def main_run(args: argparse.Namespace) -> None:
                 res["runs"][key][fw].append(
                     {m: r[m] for m in MODES} | {"load": r.get("other_load")}
                 )
+                if "source" in r:
+                    res.setdefault("sources", []).append(r["source"])
             meds = " ".join(
                 f"{fw}={statistics.median(res['runs'][key][fw][-1]['fwdbwd']) * 1e3:.1f}ms"
                 f"(load {_fmt(res['runs'][key][fw][-1]['load'], '.2f')})"
@@ -432,6 +453,10 @@ def main_run(args: argparse.Namespace) -> None:
     machine["env"] = env_report | (
         {"workers": "OpenBLAS vars unset"} if args.unset_openblas_env else {}
     )
+    sources = sorted(set(res.get("sources", [])))
+    machine["tc source (git HEAD + hash of the .py files)"] = ", ".join(sources) or "?"
+    if len(sources) > 1:
+        print(f"WARNING: tinygrad_conv's source changed during the run: {sources}")
     meta = {"machine": machine, "rss": rss, "seconds": time.perf_counter() - t_start}
     summary = summarise(res, cases, frameworks, args.pool)
     print_report(summary, meta, frameworks, args.pool)

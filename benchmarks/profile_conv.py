@@ -421,6 +421,51 @@ def train_op_times(pool: str) -> dict[str, object]:
     return out
 
 
+def _all_functions(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _all_functions(sub)
+
+
+def train_op_breakdown(pool: str, steps: int) -> tuple[float, dict[str, tuple[int, float]]]:
+    """ms per training step spent inside each op's forward (= its kernel: backward runs the
+    family's ops), by wrapping every Function subclass's forward with a perf_counter."""
+    acc: dict[str, list[float]] = {}
+    originals = {}
+    for cls in set(_all_functions(tc.Function)):
+        if "forward" not in cls.__dict__:
+            continue
+        orig = cls.__dict__["forward"]
+        fn = orig.__func__ if isinstance(orig, staticmethod) else orig
+        name = cls.op_name or cls.__name__
+
+        def timed(ctx, *a, _fn=fn, _name=name, **k):
+            t0 = time.perf_counter()
+            try:
+                return _fn(ctx, *a, **k)
+            finally:
+                rec = acc.setdefault(_name, [0, 0.0])
+                rec[0] += 1
+                rec[1] += time.perf_counter() - t0
+
+        originals[cls] = orig
+        cls.forward = staticmethod(timed)
+    try:
+        fns = W.tc_train(pool)
+        for _ in range(20):
+            fns["fwdbwd"]()
+        acc.clear()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            fns["fwdbwd"]()
+        total = (time.perf_counter() - t0) / steps * 1e3
+    finally:
+        for cls, orig in originals.items():
+            cls.forward = orig
+    per = {k: (v[0] // steps, v[1] / steps * 1e3) for k, v in acc.items()}
+    return total, dict(sorted(per.items(), key=lambda kv: -kv[1][1]))
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--cases", default="c,d,f,a,e")
@@ -438,7 +483,16 @@ def main() -> None:
         if key == W.TRAIN:
             for k, v in run_interleaved(train_op_times(pool), args.reps * 5).items():
                 print(f"  {v:8.3f} ms  {k}")
-            print(cprofile_train(pool, 300, 25))
+            total, per = train_op_breakdown(pool, 300)
+            print("  -- per op (timer around each op's forward = its kernel), mean of 300 steps:")
+            print(f"  {total:8.3f} ms  whole step (with timers)")
+            for k, (calls, ms) in per.items():
+                print(f"  {ms:8.3f} ms  {k} (x{calls})")
+            inside = sum(ms for _, ms in per.values())
+            print(f"  {inside:8.3f} ms  sum inside ops")
+            print(f"  {total - inside:8.3f} ms  outside ops: engine, Tensor wrapping, SGD update")
+            if args.cprofile:
+                print(cprofile_train(pool, 300, 25))
             continue
         case = W.CONV_CASES[key]
         gt, st, cd = graph_times(case), stages(case), candidates(case)

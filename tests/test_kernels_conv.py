@@ -15,6 +15,7 @@ from tinygrad_conv.kernels.conv import (
     conv2d_backprop_filter,
     conv2d_backprop_input,
     conv2d_windows,
+    windows_worth_keeping,
 )
 from tinygrad_conv.kernels.padding import ConvGeometry, check_out_backprop, conv_geometry
 
@@ -251,31 +252,44 @@ def test_cache_blocks_and_row_bands_give_same_result(monkeypatch, block_bytes, s
         conv2d_backprop_filter(x, w.shape, dy, geom),
     )
     monkeypatch.setattr(conv_mod, "_BLOCK_BYTES", block_bytes)
-    conv_mod._blocks.cache_clear()
-    try:
-        got = (
-            conv2d(x, w, geom),
-            conv2d_backprop_input(x.shape, w, dy, geom),
-            conv2d_backprop_filter(x, w.shape, dy, geom),
-        )
-    finally:
-        conv_mod._blocks.cache_clear()
+    got = (
+        conv2d(x, w, geom),
+        conv2d_backprop_input(x.shape, w, dy, geom),
+        conv2d_backprop_filter(x, w.shape, dy, geom),
+    )
     for a, b in zip(got, expected, strict=True):
         assert_close(a, b, rtol=1e-13)
 
 
-def test_block_plan_covers_everything(monkeypatch):
-    monkeypatch.setattr(conv_mod, "_BLOCK_BYTES", 1000)
-    conv_mod._blocks.cache_clear()
-    try:
-        for n, ho, row_bytes in [(5, 7, 100), (3, 4, 600), (4, 9, 2000), (1, 1, 1), (0, 3, 10)]:
-            covered = np.zeros((n, ho), dtype=int)
-            for n0, n1, r0, r1 in conv_mod._blocks(n, ho, row_bytes):
-                assert n1 - n0 == 1 or (r0, r1) == (0, ho)  # contiguous rows of (M, K)
-                covered[n0:n1, r0:r1] += 1
-            assert (covered == 1).all()
-    finally:
-        conv_mod._blocks.cache_clear()
+@pytest.mark.parametrize("block_bytes", [300, 1 << 21])
+@pytest.mark.parametrize("max_run", [0, 10**6], ids=["nhwc-windows", "channel-major-windows"])
+def test_both_window_layouts_match_reference(monkeypatch, max_run, block_bytes):
+    """Force every groups=1 conv through the NHWC im2col path or the channel-major one (the
+    default picks channel-major only when kw*Cin is small), with one or many blocks."""
+    monkeypatch.setattr(conv_mod, "_KMAJOR_MAX_RUN", max_run)
+    monkeypatch.setattr(conv_mod, "_KMAJOR_MAX_RUN_BACKPROP_INPUT", max_run)
+    monkeypatch.setattr(conv_mod, "_BLOCK_BYTES", block_bytes)
+    for case in [c for c in CASES if c["groups"] == 1][:25]:
+        x, w, dy, geom = case["x"], case["w"], case["dy"], case["geom"]
+        assert_close(conv2d(x, w, geom), ref_conv2d(x, w, geom))
+        assert_close(
+            conv2d_backprop_input(x.shape, w, dy, geom), ref_backprop_input(x.shape, w, dy, geom)
+        )
+        assert_close(
+            conv2d_backprop_filter(x, w.shape, dy, geom), ref_backprop_filter(x, w.shape, dy, geom)
+        )
+
+
+def test_block_plan_covers_everything():
+    for n, ho, row_bytes in [(5, 7, 100), (3, 4, 600), (4, 9, 2000), (1, 1, 1), (0, 3, 10)]:
+        covered = np.zeros((n, ho), dtype=int)
+        blocks = conv_mod._blocks(n, ho, row_bytes, 1000)
+        for n0, n1, r0, r1 in blocks:
+            assert n1 - n0 == 1 or (r0, r1) == (0, ho)  # contiguous rows of (M, K)
+            covered[n0:n1, r0:r1] += 1
+        assert (covered == 1).all()
+        rows = conv_mod._block_rows(n, ho, row_bytes, 1000)
+        assert rows == max(((b - a) * (d - c) for a, b, c, d in blocks), default=0)
 
 
 @pytest.mark.parametrize("groups", [1, 2])
@@ -296,6 +310,17 @@ def test_window_reuse(groups, seed):
         conv2d_backprop_filter(x, w.shape, dy, geom),
         rtol=1e-13,
     )
+
+
+def test_windows_worth_keeping():
+    small = conv_geometry("conv2d", (8, 14, 14, 16), (3, 3, 16, 32), 1, "SAME")
+    assert windows_worth_keeping((8, 14, 14, 16), (3, 3, 16, 32), small)
+    big = conv_geometry("conv2d", (64, 28, 28, 32), (3, 3, 32, 64), 1, "SAME")
+    assert not windows_worth_keeping((64, 28, 28, 32), (3, 3, 32, 64), big)  # 58 MB
+    grey = conv_geometry("conv2d", (4, 28, 28, 1), (5, 5, 1, 6), 1, "VALID")
+    assert not windows_worth_keeping((4, 28, 28, 1), (5, 5, 1, 6), grey)  # channel-major path
+    pw = conv_geometry("conv2d", (64, 56, 56, 64), (1, 1, 64, 64), 1, "VALID")
+    assert windows_worth_keeping((64, 56, 56, 64), (1, 1, 64, 64), pw)  # a view of x
 
 
 def test_windows_layout():
@@ -431,6 +456,8 @@ def test_kernel_errors_name_the_argument():
         conv2d_backprop_filter(x, (3, 2, 2, 6), dy, geom)
     with pytest.raises(ValueError, match=r"conv2d_backprop_filter: dy \(out_backprop\)"):
         conv2d_backprop_filter(x, w.shape, dy[:1], geom)
+    with pytest.raises(TypeError, match=r"conv2d: geom must be a ConvGeometry"):
+        conv2d(x, w, ((6, 6), (3, 3)))
     with pytest.raises(ValueError, match=r"conv2d_windows: groups must be a positive divisor"):
         conv2d_windows(x, geom, 3)
 

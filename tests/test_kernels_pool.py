@@ -319,6 +319,8 @@ def test_pool_errors_name_the_argument():
         max_pool2d_backprop((2, 7, 6, 3), arg, dy, geom)
     with pytest.raises(ValueError, match=r"max_pool2d_backprop: input_shape must be 4 ints"):
         max_pool2d_backprop((2, 6, 6), arg, dy, geom)
+    with pytest.raises(TypeError, match=r"avg_pool2d_backprop: input_shape must contain ints"):
+        avg_pool2d_backprop((2, 6.0, 6, 3), dy, geom)
     with pytest.raises(ValueError, match=r"max_pool2d_backprop: argmax holds indices outside"):
         max_pool2d_backprop(x.shape, arg - 1, dy, geom)
     with pytest.raises(ValueError, match=r"max_pool2d_gather: argmax shape .* does not match gx"):
@@ -329,6 +331,8 @@ def test_pool_errors_name_the_argument():
         avg_pool2d(np.zeros((2, 6, 5, 3)), geom)
     with pytest.raises(ValueError, match=r"avg_pool2d_backprop: dy has shape"):
         avg_pool2d_backprop(x.shape, dy[:, :, :2], geom)
+    with pytest.raises(TypeError, match=r"avg_pool2d: geom must be a ConvGeometry"):
+        avg_pool2d(x, None)
     # a hand-made geometry whose windows can lie entirely in the padding
     bad = ConvGeometry((3, 3), (2, 2), (1, 1), (1, 1), ((2, 0), (0, 0)), (3, 2))
     with pytest.raises(ValueError, match=r"max_pool2d: some pooling window lies entirely"):

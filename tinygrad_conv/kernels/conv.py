@@ -24,6 +24,11 @@ at DRAM speed. So the kernels walk the batch in blocks of whole images (or in ba
 rows, for one huge image) whose window matrix is about ``_BLOCK_BYTES``: each block's im2col copy
 lands in cache and its GEMM reads it from there. Small problems are a single block. This is
 tiling, not a per-item loop: a batch of 64 28x28 images is a few dozen GEMMs of >= 1500 rows.
+For the same reason the forward pass's whole window matrix is worth keeping for the filter
+gradient only when it is small (``windows_worth_keeping``).
+
+Few input channels (kw*Cin small: RGB / grey first layers) use a channel-major variant of the
+same scheme, see ``_kmajor``. 1x1 stride-1 unpadded convs are plain GEMMs on x itself.
 
 The result dtype is ``np.result_type`` of the array inputs (float32 and float64 are first-class).
 """
@@ -40,11 +45,20 @@ from numpy.lib.stride_tricks import as_strided
 
 from .padding import ConvGeometry, axis_taps
 
-__all__ = ["conv2d", "conv2d_backprop_input", "conv2d_backprop_filter", "conv2d_windows"]
+__all__ = [
+    "conv2d",
+    "conv2d_backprop_input",
+    "conv2d_backprop_filter",
+    "conv2d_windows",
+    "windows_worth_keeping",
+]
 
 # Target size of one block of the window matrix (or of dcols): inside L2 + L3 of a typical x86
 # core, yet large enough (hundreds of rows at least) that each GEMM still runs at full speed.
 _BLOCK_BYTES = 2 << 20
+# Up to this size a whole window matrix is worth keeping from forward for the filter gradient
+# (see windows_worth_keeping); beyond it, rebuilding it block by block in cache is faster.
+_KEEP_WINDOWS_BYTES = 8 << 20
 
 
 # ----------------------------------------------------------------------------- validation
@@ -75,6 +89,11 @@ def _shape4(op: str, name: str, shape: Sequence[int]) -> tuple[int, int, int, in
 
 
 def _check_input(op: str, name: str, shape: tuple[int, ...], geom: ConvGeometry) -> None:
+    if not isinstance(geom, ConvGeometry):
+        raise TypeError(
+            f"{op}: geom must be a ConvGeometry (from conv_geometry / pool_geometry), "
+            f"got {type(geom).__name__}"
+        )
     if shape[1:3] != geom.input_hw or shape[0] < 0 or shape[3] < 1:
         raise ValueError(
             f"{op}: {name} has shape {tuple(shape)} (NHWC) but the geometry expects "
@@ -138,6 +157,8 @@ class _Plan(NamedTuple):
     pointwise: bool  # 1x1, stride 1, unpadded: x itself is the window matrix
     steps: tuple[int, int, int, int]  # (sh, sw, dh, dw): the window view's step multipliers
     taps_w: tuple[tuple[slice, slice] | None, ...]  # axis_taps along W for all output columns
+    taps_h: tuple[tuple[slice, slice] | None, ...]  # axis_taps along H for all output rows
+    cover: tuple | None  # a tap reading every input pixel, see _covering_tap
 
 
 @functools.lru_cache(maxsize=1024)
@@ -150,8 +171,9 @@ def _plan(geom: ConvGeometry) -> _Plan:
     pointwise = (
         geom.kernel_hw == (1, 1) and geom.strides == (1, 1) and geom.pads == ((0, 0), (0, 0))
     )
-    (_, w), (_, kw), (_, wo) = geom.input_hw, geom.kernel_hw, geom.output_hw
+    (h, w), (kh, kw), (ho, wo) = geom.input_hw, geom.kernel_hw, geom.output_hw
     taps_w = axis_taps(w, kw, geom.strides[1], geom.dilations[1], left, 0, wo)
+    taps_h = axis_taps(h, kh, geom.strides[0], geom.dilations[0], top, 0, ho)
     return _Plan(
         (top, left),
         (bottom, right),
@@ -159,29 +181,35 @@ def _plan(geom: ConvGeometry) -> _Plan:
         pointwise,
         (*geom.strides, *geom.dilations),
         taps_w,
+        taps_h,
+        _covering_tap(taps_h, taps_w, h, w),
     )
 
 
 @functools.lru_cache(maxsize=1024)
-def _blocks(n: int, ho: int, row_bytes: int) -> tuple[tuple[int, int, int, int], ...]:
+def _blocks(n: int, ho: int, row_bytes: int, budget: int) -> tuple[tuple[int, int, int, int], ...]:
     """Cover (images [0, n)) x (output rows [0, ho)) with blocks (n0, n1, r0, r1) of about
-    _BLOCK_BYTES, ``row_bytes`` being the block-matrix bytes per output row.
+    ``budget`` bytes (_BLOCK_BYTES), ``row_bytes`` being the block-matrix bytes per output row.
 
     Either several whole images per block or, when one image alone is over budget, one image
     at a time in bands of output rows. Either way a block is a contiguous range of rows of the
     (M, K) window matrix and of y's (M, Cout) view.
     """
     img_bytes = max(ho * row_bytes, 1)
-    if img_bytes <= _BLOCK_BYTES:
-        nb = max(1, _BLOCK_BYTES // img_bytes)
+    if img_bytes <= budget:
+        nb = max(1, budget // img_bytes)
         return tuple((n0, min(n, n0 + nb), 0, ho) for n0 in range(0, n, nb))
-    hb = max(1, _BLOCK_BYTES // max(row_bytes, 1))
+    hb = max(1, budget // max(row_bytes, 1))
     return tuple((n0, n0 + 1, r0, min(ho, r0 + hb)) for n0 in range(n) for r0 in range(0, ho, hb))
 
 
-def _block_rows(blocks: tuple[tuple[int, int, int, int], ...]) -> int:
+@functools.lru_cache(maxsize=1024)
+def _block_rows(n: int, ho: int, row_bytes: int, budget: int) -> int:
     """Most output rows (n1-n0)*(r1-r0) in any block: sizes the one reusable block buffer."""
-    return max(((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in blocks), default=0)
+    return max(
+        ((n1 - n0) * (r1 - r0) for n0, n1, r0, r1 in _blocks(n, ho, row_bytes, budget)),
+        default=0,
+    )
 
 
 # ----------------------------------------------------------------------------- strided views
@@ -248,6 +276,126 @@ def _fill_windows(out: np.ndarray, view: np.ndarray, groups: int) -> None:
     np.copyto(out.reshape(groups, nb, hb, wo, kh, kw, cg), src)
 
 
+def _block_windows(buf: np.ndarray, view: np.ndarray, groups: int, kg: int) -> np.ndarray:
+    """Window matrix of one block, (G, mb, Kg), copied into ``buf``."""
+    cols = buf[: view.size].reshape(groups, -1, kg)
+    _fill_windows(cols, view, groups)
+    return cols
+
+
+# ----------------------------------------------------------------------------- few input channels
+# With Cin*kw small (RGB or grey first layers) every (i, c) run of the NHWC window matrix is
+# only kw*Cin elements long, and numpy's per-run overhead dominates the im2col copy and the
+# col2im adds (a 7x7 stride-2 conv on 224x224x3 spends 3/4 of its time there). So for those
+# convs the kernels work channel-major: the block is copied once to (Cin, nb, Hp, Wp) and the
+# window matrix is built transposed, cols_t[(i, j, c), (n, oh, ow)], whose runs are whole
+# output rows (Wo elements). K = (i, j, c) matches w.reshape(K, Cout), so every product is
+# still ONE GEMM per block (BLAS reads cols_t^T in place), and dcols_t = W @ dy^T comes out
+# per tap as a contiguous (Cin, nb, hb, Wo) block for the adds.
+
+# Use the channel-major layout when kw*Cin is at most this (and groups == 1); measured on a
+# 2-core AVX2 box: the col2im adds gain up to kw*Cin ~ 24, the im2col copies only up to ~12.
+_KMAJOR_MAX_RUN = 12
+_KMAJOR_MAX_RUN_BACKPROP_INPUT = 24
+
+
+def _kmajor(cin: int, kw: int, groups: int, limit: int | None = None) -> bool:
+    return groups == 1 and cin * kw <= (_KMAJOR_MAX_RUN if limit is None else limit)
+
+
+def _cm_block_views(
+    x: np.ndarray, geom: ConvGeometry, plan: _Plan, blocks: tuple[tuple[int, int, int, int], ...]
+) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
+    """Yield (n0, n1, r0, r1, view) with view (kh, kw, Cin, nb, hb, Wo) of the block's windows,
+    view[i, j, c, n, oh, ow] = xpad[n0 + n, (r0 + oh)*sh + i*dh, ow*sw + j*dw, c], over one
+    reused channel-major zero-bordered buffer (each image group transposed into it once)."""
+    n, h, w, c = x.shape
+    (top, left), (bottom, right) = plan.pad_lo, plan.pad_hi
+    wo, (kh, kw) = geom.output_hw[1], geom.kernel_hw
+    sh, sw, dh, dw = plan.steps
+    nb_max = max((n1 - n0 for n0, n1, _, _ in blocks), default=0)
+    xc = np.zeros((c, nb_max, top + h + bottom, left + w + right), dtype=x.dtype)
+    s0, s1, s2, s3 = xc.strides
+    current = (-1, -1)
+    for n0, n1, r0, r1 in blocks:
+        if (n0, n1) != current:
+            xc[:, : n1 - n0, top : top + h, left : left + w] = x[n0:n1].transpose(3, 0, 1, 2)
+            current = (n0, n1)
+        view = np.ndarray(
+            (kh, kw, c, n1 - n0, r1 - r0, wo),
+            xc.dtype,
+            xc,
+            r0 * sh * s2,
+            (s2 * dh, s3 * dw, s0, s1, s2 * sh, s3 * sw),
+        )
+        yield n0, n1, r0, r1, view
+
+
+def _kmajor_conv2d(x, wm, y, geom, plan, kg):
+    """conv2d for few input channels: y_block = cols_t^T @ W per block."""
+    n, cout = x.shape[0], wm.shape[1]
+    ho, wo = geom.output_hw
+    row_bytes = wo * kg * x.dtype.itemsize
+    blocks = _blocks(n, ho, row_bytes, _BLOCK_BYTES)
+    buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * kg, dtype=x.dtype)
+    for n0, n1, r0, r1, view in _cm_block_views(x, geom, plan, blocks):
+        cols_t = buf[: view.size].reshape(kg, -1)
+        np.copyto(cols_t.reshape(view.shape), view)
+        np.matmul(cols_t.T, wm, out=y[n0:n1, r0:r1].reshape(-1, cout))
+
+
+def _kmajor_backprop_filter(x, dy, dwm, geom, plan, kg):
+    """dW = sum over blocks of cols_t @ dy_block (K, mb) @ (mb, Cout)."""
+    n, cout = x.shape[0], dwm.shape[1]
+    ho, wo = geom.output_hw
+    row_bytes = wo * kg * x.dtype.itemsize
+    blocks = _blocks(n, ho, row_bytes, _BLOCK_BYTES)
+    buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * kg, dtype=x.dtype)
+    part = np.empty_like(dwm)
+    for k, (n0, n1, r0, r1, view) in enumerate(_cm_block_views(x, geom, plan, blocks)):
+        cols_t = buf[: view.size].reshape(kg, -1)
+        np.copyto(cols_t.reshape(view.shape), view)
+        np.matmul(cols_t, dy[n0:n1, r0:r1].reshape(-1, cout), out=part if k else dwm)
+        if k:
+            dwm += part
+
+
+def _kmajor_backprop_input(wm, dy, dx, geom, plan):
+    """dcols_t = W @ dy_block^T, then per tap one add of its (Cin, nb, hb, Wo) block into a
+    channel-major accumulator whose inner loops run along image rows; each finished image
+    group is transposed into dx once."""
+    n, h, wd, cin = dx.shape
+    (ho, wo), (kh, kw) = geom.output_hw, geom.kernel_hw
+    (sh, _), (dh, _), (top, _) = geom.strides, geom.dilations, plan.pad_lo
+    kg, cout = wm.shape
+    row_bytes = wo * kg * dx.dtype.itemsize
+    blocks = _blocks(n, ho, row_bytes, _BLOCK_BYTES)
+    buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * kg, dtype=dx.dtype)
+    nb_max = max((n1 - n0 for n0, n1, _, _ in blocks), default=0)
+    acc = np.empty((cin, nb_max, h, wd), dtype=dx.dtype)
+    for n0, n1, r0, r1 in blocks:
+        nb, hb = n1 - n0, r1 - r0
+        accb = acc[:, :nb]
+        if r0 == 0:
+            accb.fill(0)
+        dcols_t = buf[: kg * nb * hb * wo].reshape(kg, -1)
+        # (mb, Cout) @ (Cout, K) written through the transposed view: OpenBLAS is faster in
+        # this orientation than computing W @ dy^T directly
+        np.matmul(dy[n0:n1, r0:r1].reshape(-1, cout), wm.T, out=dcols_t.T)
+        taps = dcols_t.reshape(kh, kw, cin, nb, hb, wo)
+        taps_h = plan.taps_h if hb == ho else axis_taps(h, kh, sh, dh, top, r0, r1)
+        for i in range(kh):
+            th = taps_h[i]
+            if th is None:
+                continue
+            for j in range(kw):
+                tw = plan.taps_w[j]
+                if tw is not None:
+                    accb[:, :, th[1], tw[1]] += taps[i, j][:, :, th[0], tw[0]]
+        if r1 == ho:  # image group complete
+            dx[n0:n1] = accb.transpose(1, 2, 3, 0)
+
+
 def _grouped(a: np.ndarray, groups: int) -> np.ndarray:
     """(..., G*C) array -> (G, prod(...), C) view (a copy only if a is not contiguous enough).
 
@@ -300,6 +448,29 @@ def conv2d_windows(x: np.ndarray, geom: ConvGeometry, groups: int = 1) -> np.nda
     return cols
 
 
+def windows_worth_keeping(
+    input_shape: Sequence[int], filter_shape: Sequence[int], geom: ConvGeometry, itemsize: int = 4
+) -> bool:
+    """Whether building :func:`conv2d_windows` once for forward + filter gradient pays off.
+
+    True for small window matrices (up to ``_KEEP_WINDOWS_BYTES``): reusing them saves a second
+    im2col and per-call overhead. False for big ones, where the kernels' own block-by-block
+    im2col runs in cache and beats writing the whole matrix to memory and reading it back,
+    and for few-channel convs (kw*Cin small), whose channel-major path builds its windows
+    faster than the NHWC matrix ``conv2d_windows`` returns. 1x1 stride-1 unpadded convs with
+    groups=1: True (the windows are a view of x, free).
+    """
+    n, _, _, cin = (int(v) for v in input_shape)
+    kh, kw, cg, _ = (int(v) for v in filter_shape)
+    groups = cin // cg if cg else 1
+    if _plan(geom).pointwise and groups == 1:
+        return True
+    if _kmajor(cin, kw, groups):
+        return False
+    ho, wo = geom.output_hw
+    return n * ho * wo * kh * kw * cin * itemsize <= _KEEP_WINDOWS_BYTES
+
+
 def conv2d(
     x: np.ndarray, w: np.ndarray, geom: ConvGeometry, cols: np.ndarray | None = None
 ) -> np.ndarray:
@@ -335,11 +506,14 @@ def conv2d(
     if plan.pointwise:  # 1x1 stride 1 unpadded: one plain GEMM (M, Cin) @ (Cin, Cout)
         np.matmul(_grouped(x, groups), wg, out=_grouped(y, groups))
         return y
-    blocks = _blocks(n, ho, wo * groups * kg * dt.itemsize)
-    buf = np.empty(_block_rows(blocks) * wo * groups * kg, dtype=dt)
+    if _kmajor(cin, kw, groups):
+        _kmajor_conv2d(x, wg[0], y, geom, plan, kg)
+        return y
+    row_bytes = wo * groups * kg * dt.itemsize
+    blocks = _blocks(n, ho, row_bytes, _BLOCK_BYTES)
+    buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * groups * kg, dtype=dt)
     for n0, n1, r0, r1, view in _block_views(x, geom, plan, blocks):
-        cols_b = buf[: view.size].reshape(groups, -1, kg)
-        _fill_windows(cols_b, view, groups)  # the block's one im2col copy, into cache
+        cols_b = _block_windows(buf, view, groups, kg)  # the block's one im2col copy, in cache
         # ONE GEMM per block, written straight into y's NHWC rows [n0:n1, r0:r1]
         np.matmul(cols_b, wg, out=_grouped(y[n0:n1, r0:r1], groups))
     return y
@@ -382,16 +556,21 @@ def conv2d_backprop_input(
         dx = np.empty((n, h, wd, cin), dtype=dt)
         np.matmul(_grouped(dy, groups), wt[0], out=_grouped(dx, groups))
         return dx
+    if _kmajor(cin, kw, groups, max(_KMAJOR_MAX_RUN, _KMAJOR_MAX_RUN_BACKPROP_INPUT)):
+        dx = np.empty((n, h, wd, cin), dtype=dt)
+        _kmajor_backprop_input(w.reshape(taps * cin, cout), dy, dx, geom, plan)
+        return dx
     (sh, _), (dh, _), (top, _) = geom.strides, geom.dilations, plan.pad_lo
     taps_w = plan.taps_w
-    blocks = _blocks(n, ho, wo * taps * cin * dt.itemsize)
+    row_bytes = wo * taps * cin * dt.itemsize
+    blocks = _blocks(n, ho, row_bytes, _BLOCK_BYTES)
     whole_images = all(r1 - r0 == ho for _, _, r0, r1 in blocks)
-    taps_h_all = axis_taps(h, kh, sh, dh, top, 0, ho)
+    taps_h_all = plan.taps_h
     # If some tap reads every input pixel (stride 1: the centre tap when pads are small), its
     # block is *assigned* to dx first: no zero-filling of dx and one pass less over it.
-    cover = _covering_tap(taps_h_all, taps_w, h, wd) if whole_images else None
+    cover = plan.cover if whole_images else None
     dx = (np.empty if cover is not None else np.zeros)((n, h, wd, cin), dtype=dt)
-    buf = np.empty(_block_rows(blocks) * wo * taps * cin, dtype=dt)
+    buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * taps * cin, dtype=dt)
     for n0, n1, r0, r1 in blocks:
         nb, hb = n1 - n0, r1 - r0
         mb = nb * hb * wo
@@ -466,12 +645,15 @@ def conv2d_backprop_filter(
     if plan.pointwise:
         np.matmul(_grouped(x, groups).transpose(0, 2, 1), _grouped(dy, groups), out=dwg)
         return dw
-    blocks = _blocks(n, ho, wo * groups * kg * dt.itemsize)
-    buf = np.empty(_block_rows(blocks) * wo * groups * kg, dtype=dt)
+    if _kmajor(cin, kw, groups):
+        _kmajor_backprop_filter(x, dy, dwg[0], geom, plan, kg)
+        return dw
+    row_bytes = wo * groups * kg * dt.itemsize
+    blocks = _blocks(n, ho, row_bytes, _BLOCK_BYTES)
+    buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * groups * kg, dtype=dt)
     part = np.empty_like(dwg) if len(blocks) > 1 else dwg
     for k, (n0, n1, r0, r1, view) in enumerate(_block_views(x, geom, plan, blocks)):
-        cols_b = buf[: view.size].reshape(groups, -1, kg)
-        _fill_windows(cols_b, view, groups)
+        cols_b = _block_windows(buf, view, groups, kg)
         # (G, K, mb) @ (G, mb, Og): BLAS reads cols_b^T in place; the blocks' sums add up in dw
         np.matmul(
             cols_b.transpose(0, 2, 1), _grouped(dy[n0:n1, r0:r1], groups), out=part if k else dwg

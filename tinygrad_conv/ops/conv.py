@@ -48,10 +48,14 @@ class Conv2D(Function):
 
     @staticmethod
     def forward(ctx, x, w, *, geom: ConvGeometry, padding: Any = None):
-        if ctx.needs_input_grad[1]:
+        if ctx.needs_input_grad[1] and K.windows_worth_keeping(
+            x.shape, w.shape, geom, np.result_type(x, w).itemsize
+        ):
             # keep the window matrix (im2col) for the filter gradient: it is exactly the GEMM
-            # operand backprop_filter needs, so backward skips rebuilding it. It lives as long as
-            # this node: until backward releases the graph (or the graph is dropped).
+            # operand backprop_filter needs, so backward skips rebuilding it. Only for small
+            # matrices (see windows_worth_keeping): big ones are rebuilt block by block in cache,
+            # which is faster than a second pass over memory. It lives as long as this node:
+            # until backward releases the graph (or the graph is dropped).
             ctx.cols = K.conv2d_windows(x, geom, x.shape[3] // w.shape[2])
             return K.conv2d(x, w, geom, cols=ctx.cols)
         return K.conv2d(x, w, geom)
