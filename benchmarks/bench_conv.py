@@ -1,7 +1,7 @@
 """Convolution benchmark: tinygrad_conv vs PyTorch CPU vs TensorFlow CPU on the same machine.
 
     pip install -e '.[bench]'
-    python benchmarks/bench_conv.py                  # full run (~10 min on 2 cores)
+    python benchmarks/bench_conv.py                  # full run (~8 min on a quiet 2-core machine)
     python benchmarks/bench_conv.py --quick          # smoke run
     python benchmarks/bench_conv.py --cases c,d,f --rounds 3
 

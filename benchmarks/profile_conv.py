@@ -263,12 +263,34 @@ def cand_bwd_input_direct_s2(w, dy, geom, x_shape):
     return dx
 
 
+def _phase_plan(taps_h, taps_w, h: int, wd: int, sh: int, sw: int, kw: int):
+    """Per tap: (t, phase_h, phase_w, out slices, phase-buffer slices); and per phase the tap
+    whose input slice covers the whole phase (assigned instead of added), or None."""
+    plan, cover = [], {}
+    for i, th in enumerate(taps_h):
+        if th is None:
+            continue
+        for j, tw in enumerate(taps_w):
+            if tw is None:
+                continue
+            (o_h, r_h), (o_w, r_w) = th, tw
+            a0, p_h = divmod(r_h.start, sh)
+            c0, p_w = divmod(r_w.start, sw)
+            na, nc = len(range(h)[r_h]), len(range(wd)[r_w])
+            full = na == len(range(p_h, h, sh)) and nc == len(range(p_w, wd, sw))
+            if full and (p_h, p_w) not in cover:
+                cover[(p_h, p_w)] = len(plan)
+            plan.append((i * kw + j, p_h, p_w, o_h, o_w, slice(a0, a0 + na), slice(c0, c0 + nc)))
+    return plan, cover
+
+
 def cand_bwd_input_phase_adds(w, dy, geom, x_shape, budget: int = 2 << 20):
-    """Strided conv: the kernel's GEMM (dy @ W^T -> tap-major dcols, blocked over images), but
-    the taps are accumulated into per-phase buffers P[ph, pw] (dx[:, ph::sh, pw::sw] made
-    contiguous), where every tap's add is a unit-stride shifted slice (long contiguous inner
-    runs), then each phase is copied into dx with ONE strided copy (sh*sw copies in all instead
-    of kh*kw strided read-modify-writes)."""
+    """Strided conv (proposal for kernels/conv.py): the kernel's GEMM (dy @ W^T -> tap-major
+    dcols, blocked over whole images), but each tap is accumulated into the contiguous buffer of
+    its phase P[ph, pw] = dx[:, ph::sh, pw::sw] with unit-stride shifted slices (long contiguous
+    inner runs instead of Cin-long strided ones); a tap that covers its whole phase is assigned
+    first (no zero fill when every phase has one, as for 3x3 stride 2); then ONE strided copy
+    per phase writes dx (sh*sw strided writes instead of kh*kw strided read-modify-writes)."""
     n, h, wd, cin = x_shape
     kh, kw, _, cout = w.shape
     (sh, sw), (dh, dw) = geom.strides, geom.dilations
@@ -277,9 +299,17 @@ def cand_bwd_input_phase_adds(w, dy, geom, x_shape, budget: int = 2 << 20):
     taps = kh * kw
     wt = w.reshape(taps, cin, cout).transpose(0, 2, 1)
     ha, wa = -(-h // sh), -(-wd // sw)
+    plan, cover = _phase_plan(
+        axis_taps(h, kh, sh, dh, top, 0, ho),
+        axis_taps(wd, kw, sw, dw, left, 0, wo),
+        h,
+        wd,
+        sh,
+        sw,
+        kw,
+    )
+    all_covered = len(cover) == sh * sw
     dx = np.empty(x_shape, np.float32)
-    taps_h = axis_taps(h, kh, sh, dh, top, 0, ho)
-    taps_w = axis_taps(wd, kw, sw, dw, left, 0, wo)
     img = ho * wo * taps * cin * 4
     nb = max(1, budget // max(img, 1))
     buf = np.empty(min(n, nb) * ho * wo * taps * cin, np.float32)
@@ -292,21 +322,16 @@ def cand_bwd_input_phase_adds(w, dy, geom, x_shape, budget: int = 2 << 20):
         np.matmul(dy[n0:n1].reshape(mb, cout), wt, out=dcols)
         blk = dcols.reshape(taps, b, ho, wo, cin)
         ph_b = phase[:, :, :b]
-        ph_b[...] = 0
-        for i in range(kh):
-            th = taps_h[i]
-            if th is None:
-                continue
-            (o_h, r_h) = th
-            for j in range(kw):
-                tw = taps_w[j]
-                if tw is None:
-                    continue
-                (o_w, r_w) = tw
-                a0, p_h = divmod(r_h.start, sh)
-                c0, p_w = divmod(r_w.start, sw)
-                na, nc = len(range(h)[r_h]), len(range(wd)[r_w])
-                ph_b[p_h, p_w, :, a0 : a0 + na, c0 : c0 + nc] += blk[i * kw + j, :, o_h, o_w]
+        if not all_covered:
+            ph_b[...] = 0
+        first = set(cover.values())  # covering taps are assigned before any add to their phase
+        for k in [*sorted(first), *(k for k in range(len(plan)) if k not in first)]:
+            t, p_h, p_w, o_h, o_w, a_sl, c_sl = plan[k]
+            dst = ph_b[p_h, p_w, :, a_sl, c_sl]
+            if k in first:
+                dst[...] = blk[t, :, o_h, o_w]
+            else:
+                dst += blk[t, :, o_h, o_w]
         for p_h in range(sh):
             for p_w in range(sw):
                 nh, nw = len(range(p_h, h, sh)), len(range(p_w, wd, sw))
