@@ -73,3 +73,35 @@ def normalize_axes(op: str, axis: int | Sequence[int] | None, ndim: int) -> tupl
 def constant(array: np.ndarray) -> Tensor:
     """A constant (non-differentiable) Tensor around ``array``."""
     return Tensor._from_op(array, False)
+
+
+# -- memo of geometry computations ----------------------------------------------------------------
+_MEMO: dict[Any, Any] = {}
+_MEMO_LIMIT = 4096
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable, type-exact key for shapes/strides/padding arguments (lists become tuples)."""
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, tuple(_freeze(v) for v in value))
+    hash(value)  # TypeError for anything unhashable: the caller then skips the memo
+    return (type(value).__name__, value)  # type-exact: True / 1 / 1.0 stay distinct keys
+
+
+def memoized(fn: Any, *args: Any) -> Any:
+    """``fn(*args)`` remembered by value: layers call the same geometry on every step.
+
+    Only successful results are stored, so bad arguments raise their error every time. Types are
+    part of the key, so e.g. ``strides=True`` (an error) never hits the entry of ``strides=1``.
+    """
+    try:
+        key = (fn, _freeze(args))
+    except TypeError:
+        return fn(*args)
+    result = _MEMO.get(key)
+    if result is None:
+        result = fn(*args)
+        if len(_MEMO) >= _MEMO_LIMIT:
+            _MEMO.clear()
+        _MEMO[key] = result
+    return result

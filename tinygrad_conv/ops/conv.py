@@ -29,7 +29,7 @@ import numpy as np
 from tinygrad_conv.function import Function
 from tinygrad_conv.kernels import conv as K
 from tinygrad_conv.kernels.padding import ConvGeometry, check_out_backprop, conv_geometry
-from tinygrad_conv.ops._util import as_tensor
+from tinygrad_conv.ops._util import as_tensor, memoized
 from tinygrad_conv.ops.movement import transpose
 from tinygrad_conv.tensor import Tensor
 
@@ -179,7 +179,7 @@ def conv2d(
     _check_rank(op, "input", x)
     _check_rank(op, "filters", w)
     _float_dtypes(op, ("input", x), ("filters", w))
-    geom = conv_geometry(op, x.shape, w.shape, strides, padding, dilations, data_format)
+    geom = memoized(conv_geometry, op, x.shape, w.shape, strides, padding, dilations, data_format)
     if data_format.upper() == "NCHW":
         y = Conv2D.apply(transpose(x, _TO_NHWC), w, geom=geom, padding=padding)
         return transpose(y, _TO_NCHW)
@@ -212,7 +212,7 @@ def conv2d_backprop_input(
     _check_rank(op, "filters", w)
     _check_rank(op, "out_backprop", dy)
     _float_dtypes(op, ("filters", w), ("out_backprop", dy))
-    geom = conv_geometry(op, sizes, w.shape, strides, padding, dilations, data_format)
+    geom = memoized(conv_geometry, op, sizes, w.shape, strides, padding, dilations, data_format)
     nhwc = _nhwc(sizes, data_format)
     check_out_backprop(op, geom, dy.shape, nhwc[0], w.shape[3], data_format)
     if data_format.upper() == "NCHW":
@@ -246,7 +246,7 @@ def conv2d_backprop_filter(
     _check_rank(op, "input", x)
     _check_rank(op, "out_backprop", dy)
     _float_dtypes(op, ("input", x), ("out_backprop", dy))
-    geom = conv_geometry(op, x.shape, sizes, strides, padding, dilations, data_format)
+    geom = memoized(conv_geometry, op, x.shape, sizes, strides, padding, dilations, data_format)
     check_out_backprop(op, geom, dy.shape, x.shape[0], sizes[3], data_format)
     if data_format.upper() == "NCHW":
         x, dy = transpose(x, _TO_NHWC), transpose(dy, _TO_NHWC)
@@ -281,7 +281,7 @@ def conv2d_transpose(
     _check_rank(op, "input", y)
     _check_rank(op, "filters", w)
     _float_dtypes(op, ("input", y), ("filters", w))
-    geom = conv_geometry(op, sizes, w.shape, strides, padding, dilations, data_format)
+    geom = memoized(conv_geometry, op, sizes, w.shape, strides, padding, dilations, data_format)
     nhwc = _nhwc(sizes, data_format)
     check_out_backprop(op, geom, y.shape, nhwc[0], w.shape[3], data_format)
     if data_format.upper() == "NCHW":

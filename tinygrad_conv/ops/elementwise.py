@@ -234,7 +234,7 @@ class ReLU(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g * constant((ctx.inputs[0].data > 0).astype(g.dtype))
+        return g * constant(ctx.inputs[0].data > 0)  # bool mask: numpy casts it in the multiply
 
 
 class LeakyReLU(Function):

@@ -327,7 +327,9 @@ def _join_check(
             if new_axis
             else (
                 t.ndim == len(ref)
-                and all(s == r for j, (s, r) in enumerate(zip(t.shape, ref, strict=False)) if j != ax)
+                and all(
+                    s == r for j, (s, r) in enumerate(zip(t.shape, ref, strict=False)) if j != ax
+                )
             )
         )
         if not same:

@@ -16,7 +16,7 @@ from typing import Any
 from tinygrad_conv.function import Function
 from tinygrad_conv.kernels import pool as K
 from tinygrad_conv.kernels.padding import ConvGeometry, pool_geometry
-from tinygrad_conv.ops._util import as_tensor
+from tinygrad_conv.ops._util import as_tensor, memoized
 from tinygrad_conv.ops.conv import _TO_NCHW, _TO_NHWC
 from tinygrad_conv.ops.movement import transpose
 from tinygrad_conv.tensor import Tensor
@@ -123,8 +123,14 @@ def _pool(
         raise ValueError(f"{op}: input must have rank 4, got shape {x.shape}")
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: input must be a float tensor, got dtype {x.dtype}")
-    geom = pool_geometry(
-        op, x.shape, ksize, ksize if strides is None else strides, padding, data_format
+    geom = memoized(
+        pool_geometry,
+        op,
+        x.shape,
+        ksize,
+        ksize if strides is None else strides,
+        padding,
+        data_format,
     )
     if data_format.upper() == "NCHW":
         y = cls.apply(transpose(x, _TO_NHWC), geom=geom, padding=padding)
