@@ -9,6 +9,7 @@ from tinygrad_conv.autograd import grad
 from tinygrad_conv.function import Function
 from tinygrad_conv.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tinygrad_conv.gradcheck import GradcheckError, gradcheck, gradgradcheck
+from tinygrad_conv.kernels.blas import get_num_threads, set_num_threads
 from tinygrad_conv.ops import *  # noqa: F403 - the op functions are the public API
 from tinygrad_conv.ops import __all__ as _ops_all
 from tinygrad_conv.tensor import (
@@ -30,6 +31,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Function",
+    "get_num_threads",
+    "set_num_threads",
     "GradcheckError",
     "GraphvizNotFoundError",
     "draw_graph",

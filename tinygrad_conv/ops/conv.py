@@ -28,6 +28,7 @@ import numpy as np
 
 from tinygrad_conv.function import Function
 from tinygrad_conv.kernels import conv as K
+from tinygrad_conv.kernels.blas import gemm_threads
 from tinygrad_conv.kernels.padding import ConvGeometry, check_out_backprop, conv_geometry
 from tinygrad_conv.ops._util import as_tensor, memoized
 from tinygrad_conv.ops.movement import transpose
@@ -40,6 +41,12 @@ _TO_NHWC = (0, 2, 3, 1)
 _TO_NCHW = (0, 3, 1, 2)
 
 
+def _gemm_size(batch: int, w_shape: tuple[int, ...], geom: ConvGeometry) -> int:
+    """Multiply-adds of the conv's GEMM: N*Ho*Wo * kh*kw*Cin/groups * Cout (all three nodes)."""
+    kh, kw, cg, cout = w_shape
+    return batch * geom.output_hw[0] * geom.output_hw[1] * kh * kw * cg * cout
+
+
 class Conv2D(Function):
     """y = conv2d(x, w). x: [N,H,W,Cin], w: [kh,kw,Cin/groups,Cout] -> y: [N,Ho,Wo,Cout]."""
 
@@ -48,6 +55,11 @@ class Conv2D(Function):
 
     @staticmethod
     def forward(ctx, x, w, *, geom: ConvGeometry, padding: Any = None):
+        with gemm_threads(_gemm_size(x.shape[0], w.shape, geom)):
+            return Conv2D._forward(ctx, x, w, geom)
+
+    @staticmethod
+    def _forward(ctx, x, w, geom: ConvGeometry):
         if ctx.needs_input_grad[1] and K.windows_worth_keeping(
             x.shape, w.shape, geom, np.result_type(x, w).itemsize
         ):
@@ -87,7 +99,8 @@ class Conv2DBackpropInput(Function):
 
     @staticmethod
     def forward(ctx, w, dy, *, input_shape, geom: ConvGeometry, padding: Any = None):
-        return K.conv2d_backprop_input(input_shape, w, dy, geom)
+        with gemm_threads(_gemm_size(dy.shape[0], w.shape, geom)):
+            return K.conv2d_backprop_input(input_shape, w, dy, geom)
 
     @staticmethod
     def backward(ctx, g):
@@ -114,7 +127,8 @@ class Conv2DBackpropFilter(Function):
 
     @staticmethod
     def forward(ctx, x, dy, *, filter_shape, geom: ConvGeometry, cols=None, padding: Any = None):
-        return K.conv2d_backprop_filter(x, filter_shape, dy, geom, cols=cols)
+        with gemm_threads(_gemm_size(x.shape[0], filter_shape, geom)):
+            return K.conv2d_backprop_filter(x, filter_shape, dy, geom, cols=cols)
 
     @staticmethod
     def backward(ctx, g):

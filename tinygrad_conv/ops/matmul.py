@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_conv.function import Function
+from tinygrad_conv.kernels.blas import gemm_threads
 from tinygrad_conv.ops._util import as_tensor
 from tinygrad_conv.ops.movement import reshape, swapaxes, unsqueeze
 from tinygrad_conv.tensor import Tensor
@@ -23,7 +24,15 @@ class MatMul(Function):
 
     @staticmethod
     def forward(ctx, a, b):
-        return np.matmul(a, b)
+        # multiply-adds: the result's size times the contracted length
+        mnk = (
+            int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
+            if a.ndim > 2 or b.ndim > 2
+            else 1
+        )
+        mnk *= (a.shape[-2] if a.ndim > 1 else 1) * a.shape[-1] * (b.shape[-1] if b.ndim > 1 else 1)
+        with gemm_threads(mnk):
+            return np.matmul(a, b)
 
     @staticmethod
     def backward(ctx, g):

@@ -1,0 +1,52 @@
+"""Small GEMMs run on one BLAS thread; large ones keep the pool; the pool size is restored."""
+
+import numpy as np
+import pytest
+
+import tinygrad_conv as tc
+from tinygrad_conv.kernels import blas
+
+pytest.importorskip("threadpoolctl")
+
+
+def _seen_threads(monkeypatch: pytest.MonkeyPatch, mnk_limit: int) -> list[int]:
+    """Run one conv2d and record the BLAS thread count inside its forward kernel."""
+    seen: list[int] = []
+    from tinygrad_conv.kernels import conv as K
+
+    real = K.conv2d
+
+    def spy(*args, **kwargs):
+        seen.append(blas.get_num_threads())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(K, "conv2d", spy)
+    monkeypatch.setattr(blas, "SMALL_GEMM_MNK", mnk_limit)
+    tc.conv2d(np.ones((2, 5, 5, 3), np.float32), np.ones((3, 3, 3, 4), np.float32))
+    return seen
+
+
+def test_small_gemm_runs_single_threaded_and_restores_the_pool(monkeypatch) -> None:
+    tc.set_num_threads(2)
+    assert _seen_threads(monkeypatch, 1 << 23) == [1]
+    assert tc.get_num_threads() == 2
+
+
+def test_large_gemm_keeps_the_pool(monkeypatch) -> None:
+    tc.set_num_threads(2)
+    assert _seen_threads(monkeypatch, 10) == [2]  # limit below this conv's 2*3*3*27*4 MNK
+
+
+def test_set_num_threads_validates() -> None:
+    with pytest.raises(ValueError, match="positive int"):
+        tc.set_num_threads(0)
+
+
+def test_results_do_not_depend_on_the_policy(monkeypatch) -> None:
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((4, 9, 9, 8)), rng.standard_normal((3, 3, 8, 16))
+    monkeypatch.setattr(blas, "SMALL_GEMM_MNK", 0)
+    a = tc.conv2d(x, w, padding="SAME").data
+    monkeypatch.setattr(blas, "SMALL_GEMM_MNK", 1 << 40)
+    b = tc.conv2d(x, w, padding="SAME").data
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
