@@ -315,8 +315,11 @@ def test_window_reuse(groups, seed):
 def test_windows_worth_keeping():
     small = conv_geometry("conv2d", (8, 14, 14, 16), (3, 3, 16, 32), 1, "SAME")
     assert windows_worth_keeping((8, 14, 14, 16), (3, 3, 16, 32), small)
-    big = conv_geometry("conv2d", (64, 28, 28, 32), (3, 3, 32, 64), 1, "SAME")
-    assert not windows_worth_keeping((64, 28, 28, 32), (3, 3, 32, 64), big)  # 58 MB
+    c = conv_geometry("conv2d", (64, 28, 28, 32), (3, 3, 32, 64), 1, "SAME")
+    assert not windows_worth_keeping((64, 28, 28, 32), (3, 3, 32, 64), c)  # 58 MB > 8 MiB
+    mid = conv_geometry("conv2d", (8, 28, 28, 32), (3, 3, 32, 64), 1, "SAME")
+    assert windows_worth_keeping((8, 28, 28, 32), (3, 3, 32, 64), mid)  # 7.2 MB
+    assert not windows_worth_keeping((8, 28, 28, 32), (3, 3, 32, 64), mid, itemsize=8)
     grey = conv_geometry("conv2d", (4, 28, 28, 1), (5, 5, 1, 6), 1, "VALID")
     assert not windows_worth_keeping((4, 28, 28, 1), (5, 5, 1, 6), grey)  # channel-major path
     pw = conv_geometry("conv2d", (64, 56, 56, 64), (1, 1, 64, 64), 1, "VALID")
@@ -419,6 +422,78 @@ def test_leftover_rows_get_zero_gradient():
     for r in (2, 5, 8):
         assert not dx[0, r, :, 0].any() and not dx[0, :, r, 0].any()
     assert dx.sum() == 36
+
+
+# The input gradient of a conv with width stride > 1 is accumulated per stride phase of dx
+# (conv_mod._phase_backprop_input) unless the few-channel path takes it (switched off below).
+PHASE_CASES = [
+    # (input NHWC, filter HWIO, strides, padding, dilations)
+    ((2, 9, 10, 9), (3, 3, 9, 5), 2, "SAME", 1),  # SAME split (0, 1) on W, (1, 1) on H
+    ((2, 10, 11, 9), (3, 3, 9, 4), 2, "SAME", 1),  # uneven SAME: odd pad on one axis only
+    ((1, 11, 13, 10), (4, 3, 10, 3), 3, "SAME", 1),  # stride 3
+    ((2, 12, 11, 9), (3, 4, 9, 4), (3, 2), "VALID", 2),  # dilation 2, leftover rows/cols
+    ((1, 13, 12, 11), (3, 3, 11, 2), (2, 3), "SAME", (2, 2)),  # dilation 2 with SAME
+    ((2, 10, 9, 9), (3, 3, 9, 3), 2, [[2, 0], [1, 3]], 1),  # explicit pads + leftover
+    ((2, 11, 10, 9), (2, 3, 9, 3), 3, [[0, 1], [2, 0]], 1),  # explicit, leftover > pad
+    ((1, 9, 9, 9), (2, 2, 9, 3), 3, "VALID", 1),  # gaps between windows: phases no tap hits
+    ((2, 7, 9, 30), (3, 1, 30, 4), (1, 2), "SAME", 1),  # stride 1 on H, 2 on W
+    ((2, 9, 9, 12), (3, 3, 4, 6), 2, "SAME", 1),  # groups = 3
+]
+
+
+@pytest.mark.parametrize("block_bytes", [1, 3000, 1 << 21], ids=["bands", "blocks", "one"])
+@pytest.mark.parametrize("case", PHASE_CASES, ids=str)
+def test_strided_input_gradient_by_phases(monkeypatch, case, block_bytes):
+    """Against the loops, with whole batches, several image blocks, and row bands in one image
+    (where taps of successive bands overlap in the same phase buffers)."""
+    xs, fs, strides, padding, dilations = case
+    monkeypatch.setattr(conv_mod, "_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(conv_mod, "_KMAJOR_MAX_RUN", 0)  # never the few-channel path
+    monkeypatch.setattr(conv_mod, "_KMAJOR_MAX_RUN_BACKPROP_INPUT", 0)
+    geom = conv_geometry("conv2d", xs, fs, strides, padding, dilations)
+    assert geom.strides[1] > 1 and conv_mod._plan(geom).phases is not None
+    rng = np.random.default_rng(sum(xs) + sum(fs))
+    w = rng.standard_normal(fs)
+    dy = rng.standard_normal((xs[0], *geom.output_hw, fs[3]))
+    dx = conv2d_backprop_input(xs, w, dy, geom)
+    assert_close(dx, ref_backprop_input(xs, w, dy, geom))
+    dx32 = conv2d_backprop_input(xs, w.astype(np.float32), dy.astype(np.float32), geom)
+    assert dx32.dtype == np.float32
+    assert_close(dx32, ref_backprop_input(xs, w, dy, geom), rtol=2e-5)
+
+
+@pytest.mark.parametrize("padding", ["SAME", "VALID", [[1, 0], [0, 1]]])
+@pytest.mark.parametrize("strides", [2, 3, (2, 3)])
+def test_strided_1x1_input_gradient_is_exactly_zero_off_the_grid(strides, padding):
+    """A 1x1 strided conv reads one stride phase only: every other pixel of dx (and every
+    padded / leftover row) must be exactly 0, not merely small, and never uninitialised."""
+    rng = np.random.default_rng(4)
+    xs = (3, 8, 9, 32)
+    w = rng.standard_normal((1, 1, 32, 5))
+    geom = conv_geometry("conv2d", xs, w.shape, strides, padding, 1)
+    dy = rng.standard_normal((3, *geom.output_hw, 5))
+    for _ in range(2):  # the second call reuses freed memory: stale values would show up
+        dx = conv2d_backprop_input(xs, w, dy, geom)
+        expected = ref_backprop_input(xs, w, dy, geom)
+        assert_close(dx, expected)
+        np.testing.assert_array_equal(dx == 0, expected == 0)
+    assert (dx == 0).sum() > dx.size // 2
+
+
+def test_phase_plan_covering_taps():
+    """3x3 stride 2 SAME: every phase has a tap covering it (no zero fill); 1x1 stride 2: one
+    phase is reached, the other three are written as zeros."""
+    g = conv_geometry("conv2d", (1, 32, 32, 64), (3, 3, 64, 64), 2, "SAME", 1)
+    pp = conv_mod._plan(g).phases
+    assert len(pp.live) == 4 and None not in pp.first
+    assert sorted(pp.shapes) == [(16, 16)] * 4
+    g1 = conv_geometry("conv2d", (1, 9, 8, 64), (1, 1, 64, 64), 2, "VALID", 1)
+    pp1 = conv_mod._plan(g1).phases
+    assert pp1.live == ((0, 0),) and pp1.shapes == ((5, 4),) and pp1.first == ((0, 0),)
+    assert (
+        conv_mod._plan(conv_geometry("conv2d", (1, 8, 8, 4), (3, 3, 4, 4), 1, "SAME")).phases
+        is None
+    )
 
 
 # ----------------------------------------------------------------------------- errors

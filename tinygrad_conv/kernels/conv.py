@@ -11,7 +11,9 @@ are just the view's strides) and copied once into a contiguous matrix. With W = 
     conv2d_backprop_filter:  dW = cols^T @ dy       (the adjoint of w -> y)
     conv2d_backprop_input:   dcols = dy @ W^T, then each tap's block of dcols is added into the
                              strided slice of dx it was read from: the adjoint of "take the
-                             window view" (col2im), as a loop over the kh*kw taps.
+                             window view" (col2im), as a loop over the kh*kw taps. With a
+                             width stride > 1 the taps are added per stride phase of dx
+                             instead (contiguous buffers, see ``_phase_backprop_input``).
 
 Groups (G = Cin // filter_in_channels, as TF infers them) make each product a batched matmul over
 G: group g reads input channels [g*Cg, (g+1)*Cg) and writes outputs [g*Og, (g+1)*Og). The batched
@@ -24,8 +26,8 @@ at DRAM speed. So the kernels walk the batch in blocks of whole images (or in ba
 rows, for one huge image) whose window matrix is about ``_BLOCK_BYTES``: each block's im2col copy
 lands in cache and its GEMM reads it from there. Small problems are a single block. This is
 tiling, not a per-item loop: a batch of 64 28x28 images is a few dozen GEMMs of >= 1500 rows.
-For the same reason the forward pass's whole window matrix is worth keeping for the filter
-gradient only when it is small (``windows_worth_keeping``).
+The forward pass's whole window matrix is kept for the filter gradient only up to
+``_KEEP_WINDOWS_BYTES`` (``windows_worth_keeping``).
 
 Few input channels (kw*Cin small: RGB / grey first layers) use a channel-major variant of the
 same scheme, see ``_kmajor``. 1x1 stride-1 unpadded convs are plain GEMMs on x itself.
@@ -43,7 +45,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .padding import ConvGeometry, axis_taps
+from .padding import ConvGeometry, _check_input, _shape4, axis_taps
 
 __all__ = [
     "conv2d",
@@ -58,10 +60,17 @@ __all__ = [
 _BLOCK_BYTES = 2 << 20
 # Up to this size a whole window matrix is worth keeping from forward for the filter gradient
 # (see windows_worth_keeping); beyond it, rebuilding it block by block in cache is faster.
+# Which is faster for mid-sized matrices (cases c and d of benchmarks/README.md: 58 and 38 MB)
+# flips with the machine's state, by 10-20 % either way (benchmarks/README.md); with no clear
+# winner the smaller memory footprint decides: at most 8 MiB per conv held from forward until
+# its backward.
 _KEEP_WINDOWS_BYTES = 8 << 20
 
 
 # ----------------------------------------------------------------------------- validation
+# Shape checks shared with pool.py live in padding.py: _shape4 (with this module's wording of the
+# wrong-length error) and _check_input (convolutions need C >= 1 input channels).
+_RANK_ERROR = "must have 4 entries, got {dims}"
 
 
 def _arr4(op: str, name: str, a: object) -> np.ndarray:
@@ -71,34 +80,6 @@ def _arr4(op: str, name: str, a: object) -> np.ndarray:
     if arr.dtype.kind not in "fiu":
         raise TypeError(f"{op}: {name} must be a real numeric array, got dtype {arr.dtype}")
     return arr
-
-
-def _shape4(op: str, name: str, shape: Sequence[int]) -> tuple[int, int, int, int]:
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise TypeError(f"{op}: {name} must be a sequence of 4 ints, got {shape!r}") from None
-    if len(dims) != 4:
-        raise ValueError(f"{op}: {name} must have 4 entries, got {dims}")
-    for v in dims:
-        if type(v) is not int and (
-            not isinstance(v, numbers.Integral) or isinstance(v, bool)  # bool: surely a mistake
-        ):
-            raise TypeError(f"{op}: {name} must contain ints, got {shape!r}")
-    return tuple(int(v) for v in dims)  # type: ignore[return-value]
-
-
-def _check_input(op: str, name: str, shape: tuple[int, ...], geom: ConvGeometry) -> None:
-    if not isinstance(geom, ConvGeometry):
-        raise TypeError(
-            f"{op}: geom must be a ConvGeometry (from conv_geometry / pool_geometry), "
-            f"got {type(geom).__name__}"
-        )
-    if shape[1:3] != geom.input_hw or shape[0] < 0 or shape[3] < 1:
-        raise ValueError(
-            f"{op}: {name} has shape {tuple(shape)} (NHWC) but the geometry expects "
-            f"[N, {geom.input_hw[0]}, {geom.input_hw[1]}, C >= 1] ({geom})"
-        )
 
 
 def _check_filter(op: str, name: str, fshape: tuple[int, ...], cin: int, geom: ConvGeometry) -> int:
@@ -159,6 +140,40 @@ class _Plan(NamedTuple):
     taps_w: tuple[tuple[slice, slice] | None, ...]  # axis_taps along W for all output columns
     taps_h: tuple[tuple[slice, slice] | None, ...]  # axis_taps along H for all output rows
     cover: tuple | None  # a tap reading every input pixel, see _covering_tap
+    phases: _PhasePlan | None  # input gradient by stride phases (width stride > 1), else None
+
+
+class _PhasePlan(NamedTuple):
+    """Per-geometry constants of ``_phase_backprop_input``."""
+
+    taps_h: tuple  # _axis_phases along H for all output rows
+    taps_w: tuple  # _axis_phases along W for all output columns
+    live: tuple[tuple[int, int], ...]  # phases (p, q) that some tap reaches; the rest get zeros
+    shapes: tuple[tuple[int, int], ...]  # per live phase: its (rows, cols) in dx
+    first: tuple[tuple[int, int] | None, ...]  # per live phase: a tap (i, j) covering all of it
+
+
+def _phase_plan(geom: ConvGeometry, top: int, left: int) -> _PhasePlan:
+    (h, w), (kh, kw), (ho, wo) = geom.input_hw, geom.kernel_hw, geom.output_hw
+    (sh, sw), (dh, dw) = geom.strides, geom.dilations
+    taps_h = _axis_phases(h, kh, sh, dh, top, 0, ho)
+    taps_w = _axis_phases(w, kw, sw, dw, left, 0, wo)
+    cover_h: dict[int, int] = {}
+    cover_w: dict[int, int] = {}
+    for taps, cover in ((taps_h, cover_h), (taps_w, cover_w)):
+        for t, tap in enumerate(taps):
+            if tap is not None and tap[3]:
+                cover.setdefault(tap[1], t)
+    ps = sorted({tap[1] for tap in taps_h if tap is not None})
+    qs = sorted({tap[1] for tap in taps_w if tap is not None})
+    live = tuple((p, q) for p in ps for q in qs)
+    return _PhasePlan(
+        taps_h,
+        taps_w,
+        live,
+        tuple((len(range(p, h, sh)), len(range(q, w, sw))) for p, q in live),
+        tuple((cover_h[p], cover_w[q]) if p in cover_h and q in cover_w else None for p, q in live),
+    )
 
 
 @functools.lru_cache(maxsize=1024)
@@ -183,7 +198,33 @@ def _plan(geom: ConvGeometry) -> _Plan:
         taps_w,
         taps_h,
         _covering_tap(taps_h, taps_w, h, w),
+        _phase_plan(geom, top, left) if geom.strides[1] > 1 else None,
     )
+
+
+@functools.lru_cache(maxsize=4096)
+def _axis_phases(
+    size: int, k: int, s: int, d: int, pad_lo: int, o_lo: int, o_hi: int
+) -> tuple[tuple[slice, int, slice, bool] | None, ...]:
+    """``axis_taps`` regrouped by stride phase, for the input gradient (see _phase_backprop_input).
+
+    Input index x = a*s + p belongs to phase p in [0, s) at phase index a. A tap reads inputs
+    o*s + t*d - pad_lo for consecutive o, i.e. ONE phase p = (t*d - pad_lo) mod s at consecutive
+    phase indices a0, a0+1, ...: a unit-stride slice of that phase. Per tap: None (reads only
+    padding) or ``(out, p, dst, full)`` with ``out`` the tap's output slice (relative to o_lo),
+    ``dst`` its slice of phase p, and ``full`` whether it covers all len(range(p, size, s)) inputs
+    of phase p.
+    """
+    res: list[tuple[slice, int, slice, bool] | None] = []
+    for tap in axis_taps(size, k, s, d, pad_lo, o_lo, o_hi):
+        if tap is None:
+            res.append(None)
+            continue
+        out, src = tap
+        a0, p = divmod(src.start, s)
+        na = out.stop - out.start
+        res.append((out, p, slice(a0, a0 + na), na == len(range(p, size, s))))
+    return tuple(res)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -426,7 +467,7 @@ def conv2d_windows(x: np.ndarray, geom: ConvGeometry, groups: int = 1) -> np.nda
     """
     op = "conv2d_windows"
     x = _arr4(op, "x", x)
-    _check_input(op, "x", x.shape, geom)
+    _check_input(op, "x", x.shape, geom, 1)
     n, _, _, cin = x.shape
     if (
         not isinstance(groups, numbers.Integral)
@@ -488,7 +529,7 @@ def conv2d(
     """
     op = "conv2d"
     x, w = _arr4(op, "x", x), _arr4(op, "filter", w)
-    _check_input(op, "x", x.shape, geom)
+    _check_input(op, "x", x.shape, geom, 1)
     n, _, _, cin = x.shape
     groups = _check_filter(op, "filter", w.shape, cin, geom)
     dt = _common_dtype(x, w)
@@ -534,13 +575,14 @@ def conv2d_backprop_input(
     Returns:
         dx [N, H, W, Cin], dtype np.result_type(w, dy). dcols = dy @ W^T per group, computed in
         tap-major layout (kh*kw, M, Cin) so that each tap's block is a contiguous NHWC array;
-        the block is added into the strided slice of dx that the tap read. Taps are clipped to
-        the real input (the crop of the padded gradient, without a padded buffer): padding and
-        never-read leftover rows receive nothing.
+        the block is added into the strided slice of dx that the tap read (for a width stride
+        > 1: into a contiguous buffer per stride phase of dx, see ``_phase_backprop_input``).
+        Taps are clipped to the real input (the crop of the padded gradient, without a padded
+        buffer): padding and never-read leftover rows receive exactly zero.
     """
     op = "conv2d_backprop_input"
-    n, h, wd, cin = _shape4(op, "input_sizes", input_shape)
-    _check_input(op, "input_sizes", (n, h, wd, cin), geom)
+    n, h, wd, cin = _shape4(op, "input_sizes", input_shape, _RANK_ERROR)
+    _check_input(op, "input_sizes", (n, h, wd, cin), geom, 1)
     w, dy = _arr4(op, "filter", w), _arr4(op, "dy", dy)
     groups = _check_filter(op, "filter", w.shape, cin, geom)
     kh, kw, cg, cout = w.shape
@@ -560,30 +602,26 @@ def conv2d_backprop_input(
         dx = np.empty((n, h, wd, cin), dtype=dt)
         _kmajor_backprop_input(w.reshape(taps * cin, cout), dy, dx, geom, plan)
         return dx
-    (sh, _), (dh, _), (top, _) = geom.strides, geom.dilations, plan.pad_lo
-    taps_w = plan.taps_w
     row_bytes = wo * taps * cin * dt.itemsize
     blocks = _blocks(n, ho, row_bytes, _BLOCK_BYTES)
-    whole_images = all(r1 - r0 == ho for _, _, r0, r1 in blocks)
-    taps_h_all = plan.taps_h
+    buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * taps * cin, dtype=dt)
+    tap_blocks = _tap_blocks(dy, wt, cin, groups, blocks, buf)
+    if plan.phases is not None:
+        dx = np.empty((n, h, wd, cin), dtype=dt)
+        _phase_backprop_input(tap_blocks, dx, geom, plan, blocks)
+        return dx
+    (sh, _), (dh, _), (top, _) = geom.strides, geom.dilations, plan.pad_lo
+    taps_w, taps_h_all = plan.taps_w, plan.taps_h
     # If some tap reads every input pixel (stride 1: the centre tap when pads are small), its
     # block is *assigned* to dx first: no zero-filling of dx and one pass less over it.
-    cover = plan.cover if whole_images else None
+    cover = plan.cover if all(r1 - r0 == ho for _, _, r0, r1 in blocks) else None
     dx = (np.empty if cover is not None else np.zeros)((n, h, wd, cin), dtype=dt)
-    buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * taps * cin, dtype=dt)
-    for n0, n1, r0, r1 in blocks:
-        nb, hb = n1 - n0, r1 - r0
-        mb = nb * hb * wo
-        dcols = buf[: taps * mb * cin]
-        # (G, mb, Og) @ (T, G, Og, Cg) -> (T, G, mb, Cg), stored as (T, mb, Cin)
-        out = dcols.reshape(taps, mb, groups, cg).transpose(0, 2, 1, 3)
-        np.matmul(_grouped(dy[n0:n1, r0:r1], groups), wt, out=out)
-        tap_blocks = dcols.reshape(taps, nb, hb, wo, cin)
+    for n0, n1, r0, r1, blk in tap_blocks:
         dxb = dx[n0:n1]
-        taps_h = taps_h_all if hb == ho else axis_taps(h, kh, sh, dh, top, r0, r1)
+        taps_h = taps_h_all if r1 - r0 == ho else axis_taps(h, kh, sh, dh, top, r0, r1)
         if cover is not None:
             (i, th), (j, tw) = cover
-            dxb[:, th[1], tw[1], :] = tap_blocks[i * kw + j, :, th[0], tw[0], :]
+            dxb[:, th[1], tw[1], :] = blk[i * kw + j, :, th[0], tw[0], :]
         for i in range(kh):
             th = taps_h[i]
             if th is None:
@@ -592,8 +630,105 @@ def conv2d_backprop_input(
                 tw = taps_w[j]
                 if tw is not None and (cover is None or (i, j) != (cover[0][0], cover[1][0])):
                     # dx[rows, cols this tap read] += the tap's (nb, hb, Wo, Cin) block
-                    dxb[:, th[1], tw[1], :] += tap_blocks[i * kw + j, :, th[0], tw[0], :]
+                    dxb[:, th[1], tw[1], :] += blk[i * kw + j, :, th[0], tw[0], :]
     return dx
+
+
+def _tap_blocks(
+    dy: np.ndarray,
+    wt: np.ndarray,
+    cin: int,
+    groups: int,
+    blocks: tuple[tuple[int, int, int, int], ...],
+    buf: np.ndarray,
+) -> Iterator[tuple[int, int, int, int, np.ndarray]]:
+    """Yield (n0, n1, r0, r1, blk) per block: blk[t] is tap t's (nb, hb, Wo, Cin) block of
+    dcols = dy @ W^T, computed by ONE batched GEMM per block into the reused ``buf``."""
+    taps, wo = wt.shape[0], dy.shape[2]
+    cg = cin // groups
+    for n0, n1, r0, r1 in blocks:
+        nb, hb = n1 - n0, r1 - r0
+        mb = nb * hb * wo
+        dcols = buf[: taps * mb * cin]
+        # (G, mb, Og) @ (T, G, Og, Cg) -> (T, G, mb, Cg), stored as (T, mb, Cin)
+        out = dcols.reshape(taps, mb, groups, cg).transpose(0, 2, 1, 3)
+        np.matmul(_grouped(dy[n0:n1, r0:r1], groups), wt, out=out)
+        yield n0, n1, r0, r1, dcols.reshape(taps, nb, hb, wo, cin)
+
+
+def _phase_backprop_input(
+    tap_blocks: Iterator[tuple[int, int, int, int, np.ndarray]],
+    dx: np.ndarray,
+    geom: ConvGeometry,
+    plan: _Plan,
+    blocks: tuple[tuple[int, int, int, int], ...],
+) -> None:
+    """col2im for a width stride sw > 1, accumulated per stride phase; writes all of ``dx``.
+
+    Why: the generic path adds each tap's block into the strided slice dx[:, ., w0::sw, :],
+    whose contiguous runs are only Cin long, and does that read-modify-write kh*kw times. Yet
+    along one axis tap t reads inputs x = o*s + t*d - pad_lo for consecutive outputs o, and
+    those all lie in ONE stride phase p = x mod s, at consecutive phase indices a = x // s.
+    So split dx into its sh*sw phases
+
+        P[p, q] = dx[:, p::sh, q::sw, :]     (nb, len(range(p, H, sh)), len(range(q, W, sw)), Cin)
+
+    kept as contiguous buffers: tap (i, j) is added into P[p, q][:, a0:a0+na, c0:c0+nc] (see
+    _axis_phases), a unit-stride slice whose runs are whole rows of nc*Cin elements. Every dx
+    pixel is in exactly one phase, so afterwards ONE strided copy per phase writes dx: sh*sw
+    strided writes instead of kh*kw strided read-modify-writes. A phase's first tap that covers
+    it entirely is assigned rather than added, so it needs no zero fill (3x3 stride 2: every
+    phase has one); phases no tap reaches (1x1 stride 2, leftover rows) are zero in dx.
+
+    Blocks of whole images are finished one block at a time. For an image in row bands the
+    taps of different bands overlap, so its phases are zeroed first and copied after the last
+    band. Works for any groups: the tap blocks are already in dx's Cin layout.
+    """
+    n, h, wd, cin = dx.shape
+    (ho, _), (kh, kw) = geom.output_hw, geom.kernel_hw
+    (sh, sw), (dh, _), (top, _) = geom.strides, geom.dilations, plan.pad_lo
+    pp = plan.phases
+    assert pp is not None
+    first = pp.first if all(r1 - r0 == ho for _, _, r0, r1 in blocks) else (None,) * len(pp.live)
+    phase_of = {pq: k for k, pq in enumerate(pp.live)}
+    nb_max = max((n1 - n0 for n0, n1, _, _ in blocks), default=0)
+    pbuf = np.empty(nb_max * sum(r * c for r, c in pp.shapes) * cin, dtype=dx.dtype)
+    bufs: list[np.ndarray] = []
+    for n0, n1, r0, r1, blk in tap_blocks:
+        nb = n1 - n0
+        if r0 == 0:  # a new image group: lay out its phase buffers, assign or zero each one
+            bufs, off = [], 0
+            for (rows, cols), cov in zip(pp.shapes, first, strict=True):
+                size = nb * rows * cols * cin
+                bufs.append(pbuf[off : off + size].reshape(nb, rows, cols, cin))
+                off += size
+                if cov is None:
+                    bufs[-1].fill(0)
+                else:
+                    i, j = cov
+                    out_h, _, dst_h, _ = pp.taps_h[i]
+                    out_w, _, dst_w, _ = pp.taps_w[j]
+                    bufs[-1][:, dst_h, dst_w] = blk[i * kw + j, :, out_h, out_w]
+        taps_h = pp.taps_h if r1 - r0 == ho else _axis_phases(h, kh, sh, dh, top, r0, r1)
+        for i, th in enumerate(taps_h):
+            if th is None:
+                continue
+            out_h, p, dst_h, _ = th
+            for j, tw in enumerate(pp.taps_w):
+                if tw is None:
+                    continue
+                out_w, q, dst_w, _ = tw
+                k = phase_of[p, q]
+                if first[k] != (i, j):
+                    bufs[k][:, dst_h, dst_w] += blk[i * kw + j, :, out_h, out_w]
+        if r1 == ho:  # image group complete: one strided copy (or zero fill) per phase of dx
+            for p in range(sh):
+                for q in range(sw):
+                    k = phase_of.get((p, q))
+                    if k is None:
+                        dx[n0:n1, p::sh, q::sw] = 0
+                    else:
+                        dx[n0:n1, p::sh, q::sw] = bufs[k]
 
 
 def _covering_tap(taps_h, taps_w, h: int, w: int):
@@ -625,9 +760,9 @@ def conv2d_backprop_filter(
     """
     op = "conv2d_backprop_filter"
     x, dy = _arr4(op, "x", x), _arr4(op, "dy", dy)
-    _check_input(op, "x", x.shape, geom)
+    _check_input(op, "x", x.shape, geom, 1)
     n, _, _, cin = x.shape
-    fshape = _shape4(op, "filter_sizes", filter_shape)
+    fshape = _shape4(op, "filter_sizes", filter_shape, _RANK_ERROR)
     groups = _check_filter(op, "filter_sizes", fshape, cin, geom)
     kh, kw, cg, cout = fshape
     _check_dy(op, dy.shape, n, cout, geom)

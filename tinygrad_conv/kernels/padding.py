@@ -90,17 +90,46 @@ def _check_data_format(op: str, data_format: Any) -> str:
     return data_format.upper()
 
 
-def _shape4(op: str, name: str, shape: Any) -> tuple[int, ...]:
+def _shape4(
+    op: str,
+    name: str,
+    shape: Any,
+    rank_error: str = "must have rank 4, got shape {dims} (rank {rank})",
+) -> tuple[int, int, int, int]:
+    """``shape`` as a tuple of 4 Python ints, shared by the kernels (conv, pool) and this module.
+
+    ``rank_error`` is the wording of the wrong-length error after "{op}: {name} "; it may use
+    {dims} (the entries as a tuple), {shape} (repr of the argument) and {rank}.
+    """
     try:
         dims = tuple(shape)
     except TypeError:
         raise TypeError(f"{op}: {name} must be a sequence of 4 ints, got {shape!r}") from None
     if len(dims) != 4:
-        raise ValueError(f"{op}: {name} must have rank 4, got shape {dims} (rank {len(dims)})")
+        msg = rank_error.format(dims=dims, shape=repr(shape), rank=len(dims))
+        raise ValueError(f"{op}: {name} {msg}")
     for v in dims:
-        if not _is_int(v):
+        if type(v) is not int and not _is_int(v):
             raise TypeError(f"{op}: {name} must contain ints, got {shape!r}")
-    return tuple(int(v) for v in dims)
+    return tuple(int(v) for v in dims)  # type: ignore[return-value]
+
+
+def _check_input(
+    op: str, name: str, shape: tuple[int, ...], geom: ConvGeometry, min_channels: int
+) -> None:
+    """Check an NHWC input shape against ``geom`` (the kernels' shared check): spatial size as
+    the geometry's, N >= 0 and C >= ``min_channels`` (1 for convolutions, 0 for pooling)."""
+    if not isinstance(geom, ConvGeometry):
+        raise TypeError(
+            f"{op}: geom must be a ConvGeometry (from conv_geometry / pool_geometry), "
+            f"got {type(geom).__name__}"
+        )
+    if shape[1:3] != geom.input_hw or shape[0] < 0 or shape[3] < min_channels:
+        channels = f"C >= {min_channels}" if min_channels > 0 else "C"
+        raise ValueError(
+            f"{op}: {name} has shape {tuple(shape)} (NHWC) but the geometry expects "
+            f"[N, {geom.input_hw[0]}, {geom.input_hw[1]}, {channels}] ({geom})"
+        )
 
 
 def _spatial_and_channels(data_format: str, shape: tuple[int, ...]) -> tuple[int, int, int, int]:

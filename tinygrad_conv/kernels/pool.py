@@ -17,12 +17,11 @@ gradient is a per-tap assignment when windows are disjoint (the usual k <= s) an
 from __future__ import annotations
 
 import functools
-import numbers
 from collections.abc import Sequence
 
 import numpy as np
 
-from .padding import ConvGeometry, axis_taps
+from .padding import ConvGeometry, _check_input, _shape4, axis_taps
 
 __all__ = [
     "max_pool2d",
@@ -33,6 +32,10 @@ __all__ = [
 ]
 
 _Tap = tuple[slice, slice, slice, slice, int]  # (out_h, out_w, in_h, in_w, tap index)
+
+# padding._shape4's wrong-length wording for this module (its shape checks are shared with conv.py;
+# pooling allows C = 0 channels: _check_input(..., 0))
+_RANK_ERROR = "must be 4 ints [N, H, W, C], got {shape}"
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -45,34 +48,6 @@ def _arr4(op: str, name: str, a: object, kinds: str = "fiu") -> np.ndarray:
     if arr.dtype.kind not in kinds:
         raise TypeError(f"{op}: {name} has unsupported dtype {arr.dtype}")
     return arr
-
-
-def _shape4(op: str, name: str, shape: Sequence[int]) -> tuple[int, int, int, int]:
-    try:
-        dims = tuple(shape)
-    except TypeError:
-        raise TypeError(f"{op}: {name} must be a sequence of 4 ints, got {shape!r}") from None
-    if len(dims) != 4:
-        raise ValueError(f"{op}: {name} must be 4 ints [N, H, W, C], got {shape!r}")
-    if not all(
-        type(v) is int or (isinstance(v, numbers.Integral) and not isinstance(v, bool))
-        for v in dims
-    ):
-        raise TypeError(f"{op}: {name} must contain ints, got {shape!r}")
-    return tuple(int(v) for v in dims)  # type: ignore[return-value]
-
-
-def _check_input(op: str, name: str, shape: tuple[int, ...], geom: ConvGeometry) -> None:
-    if not isinstance(geom, ConvGeometry):
-        raise TypeError(
-            f"{op}: geom must be a ConvGeometry (from conv_geometry / pool_geometry), "
-            f"got {type(geom).__name__}"
-        )
-    if shape[1:3] != geom.input_hw or shape[0] < 0 or shape[3] < 0:
-        raise ValueError(
-            f"{op}: {name} has shape {tuple(shape)} (NHWC) but the geometry expects "
-            f"[N, {geom.input_hw[0]}, {geom.input_hw[1]}, C] ({geom})"
-        )
 
 
 def _check_out(op: str, name: str, shape: tuple[int, ...], n: int, c: int, geom: ConvGeometry):
@@ -214,7 +189,7 @@ def max_pool2d(x: np.ndarray, geom: ConvGeometry) -> tuple[np.ndarray, np.ndarra
     """
     op = "max_pool2d"
     x = _arr4(op, "x", x)
-    _check_input(op, "x", x.shape, geom)
+    _check_input(op, "x", x.shape, geom, 0)
     n, h, w, c = x.shape
     first, offsets, base = _tap_ids(op, geom)
     y, tid = _max_and_tap(x, geom, first, nan_aware=False)
@@ -285,8 +260,8 @@ def max_pool2d_backprop(
         dx. Overlapping windows: one np.bincount scatter-add.
     """
     op = "max_pool2d_backprop"
-    n, h, w, c = _shape4(op, "input_shape", input_shape)
-    _check_input(op, "input_shape", (n, h, w, c), geom)
+    n, h, w, c = _shape4(op, "input_shape", input_shape, _RANK_ERROR)
+    _check_input(op, "input_shape", (n, h, w, c), geom, 0)
     argmax, dy = _arr4(op, "argmax", argmax, "iu"), _arr4(op, "dy", dy)
     _check_out(op, "argmax", argmax.shape, n, c, geom)
     _check_out(op, "dy", dy.shape, n, c, geom)
@@ -359,7 +334,7 @@ def avg_pool2d(x: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     """
     op = "avg_pool2d"
     x = _arr4(op, "x", x)
-    _check_input(op, "x", x.shape, geom)
+    _check_input(op, "x", x.shape, geom, 0)
     n, _, _, c = x.shape
     dt = _float_dtype(x.dtype)
     ho, wo = geom.output_hw
@@ -394,8 +369,8 @@ def avg_pool2d_backprop(
         dx [N, H, W, C], dy's dtype (float64 for integer dy).
     """
     op = "avg_pool2d_backprop"
-    n, h, w, c = _shape4(op, "input_shape", input_shape)
-    _check_input(op, "input_shape", (n, h, w, c), geom)
+    n, h, w, c = _shape4(op, "input_shape", input_shape, _RANK_ERROR)
+    _check_input(op, "input_shape", (n, h, w, c), geom, 0)
     dy = _arr4(op, "dy", dy)
     _check_out(op, "dy", dy.shape, n, c, geom)
     dt = _float_dtype(dy.dtype)

@@ -65,7 +65,7 @@ class Conv2D(Function):
         ):
             # keep the window matrix (im2col) for the filter gradient: it is exactly the GEMM
             # operand backprop_filter needs, so backward skips rebuilding it. Only for small
-            # matrices (see windows_worth_keeping): big ones are rebuilt block by block in cache,
+            # matrices (see windows_worth_keeping, 8 MiB): big ones are rebuilt block by block in cache,
             # which is faster than a second pass over memory. It lives as long as this node:
             # until backward releases the graph (or the graph is dropped).
             ctx.cols = K.conv2d_windows(x, geom, x.shape[3] // w.shape[2])
