@@ -94,12 +94,9 @@ class Function:
             for k in ("attrs", "needs_input_grad", "backward_calls", "scope")
             if k in self.__dict__
         }
-        # array-valued attributes (masks, argmax, window matrices) can be activation-sized:
-        # keep only a description of them, for drawings
-        keep["attrs"] = {
-            k: (f"<array {v.shape} {v.dtype}>" if isinstance(v, np.ndarray) else v)
-            for k, v in keep["attrs"].items()
-        }
+        # array-valued attributes (masks, argmax, window matrices, index arrays inside a getitem
+        # tuple) can be activation-sized: keep only a description of them, for drawings
+        keep["attrs"] = {k: _describe_arrays(v) for k, v in keep["attrs"].items()}
         self.__dict__.clear()
         self.__dict__.update(keep)
         self.inputs = None
@@ -145,6 +142,15 @@ class Function:
     def __repr__(self) -> str:
         state = "released" if self.released else "live"
         return f"<{self.name} node ({state})>"
+
+
+def _describe_arrays(value: Any) -> Any:
+    """``value`` with every ndarray (also inside tuples and lists) replaced by a short description."""
+    if isinstance(value, np.ndarray):
+        return f"<array {value.shape} {value.dtype}>"
+    if type(value) in (tuple, list):
+        return type(value)(_describe_arrays(v) for v in value)
+    return value
 
 
 def _released_message(node: Function) -> str:

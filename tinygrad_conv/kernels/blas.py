@@ -15,12 +15,20 @@ installed this module does nothing.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 #: Below this many multiply-adds (M*N*K) a GEMM runs on one thread. 0 disables the policy.
 SMALL_GEMM_MNK = 1 << 23
 
 _blas_libs: list[Any] | None = None
+
+# The pool size is process-wide, so overlapping small GEMMs (from several threads) share one
+# switch: the first to enter saves the sizes and goes to 1 thread, the last to leave restores them.
+# Saving per context would let the last one out restore the "1" that another one had set.
+_lock = threading.Lock()
+_active = 0
+_saved: list[int] = []
 
 
 def _libraries() -> list[Any]:
@@ -44,21 +52,40 @@ class gemm_threads:  # noqa: N801 - used like a function in ``with`` statements
         mnk: multiply-adds of the largest product inside (M*N*K, times the batch for batched ones).
     """
 
-    __slots__ = ("_libs", "_previous")
+    __slots__ = ("_libs", "_entered")
 
     def __init__(self, mnk: int) -> None:
         self._libs = _libraries() if 0 < mnk < SMALL_GEMM_MNK else ()
-        self._previous: list[int] = []
+        self._entered = False
 
     def __enter__(self) -> None:
-        if self._libs:
-            self._previous = [lib.get_num_threads() for lib in self._libs]
-            for lib in self._libs:
-                lib.set_num_threads(1)
+        global _active, _saved
+        if not self._libs:
+            return
+        with _lock:
+            if _active == 0:
+                previous = [lib.get_num_threads() for lib in self._libs]
+                try:
+                    for lib in self._libs:
+                        lib.set_num_threads(1)
+                except BaseException:
+                    for lib, n in zip(self._libs, previous, strict=True):
+                        lib.set_num_threads(n)
+                    raise
+                _saved = previous
+            _active += 1
+            self._entered = True
 
     def __exit__(self, *exc: object) -> None:
-        for lib, n in zip(self._libs, self._previous, strict=True):
-            lib.set_num_threads(n)
+        global _active
+        if not self._entered:
+            return
+        self._entered = False
+        with _lock:
+            _active -= 1
+            if _active == 0:
+                for lib, n in zip(self._libs, _saved, strict=True):
+                    lib.set_num_threads(n)
 
 
 def set_num_threads(n: int) -> None:
