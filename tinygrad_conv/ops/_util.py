@@ -81,11 +81,19 @@ _MEMO_LIMIT = 4096
 
 
 def _freeze(value: Any) -> Any:
-    """A hashable, type-exact key for shapes/strides/padding arguments (lists become tuples)."""
-    if isinstance(value, (list, tuple)):
-        return (type(value).__name__, tuple(_freeze(v) for v in value))
+    """A hashable, type-exact key for shapes/strides/padding arguments (lists become tuples).
+
+    Scalars become ``(type, value)`` so that True / 1 / 1.0 stay distinct keys; a tuple of plain
+    ints (a shape, the common case) is its own key: it cannot equal any other frozen form, whose
+    tuples all contain a type object.
+    """
+    kind = type(value)
+    if kind is tuple or kind is list:
+        if kind is tuple and all(type(v) is int for v in value):
+            return value
+        return (kind, tuple([_freeze(v) for v in value]))
     hash(value)  # TypeError for anything unhashable: the caller then skips the memo
-    return (type(value).__name__, value)  # type-exact: True / 1 / 1.0 stay distinct keys
+    return (kind, value)
 
 
 def memoized(fn: Any, *args: Any) -> Any:
