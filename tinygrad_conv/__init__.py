@@ -10,6 +10,7 @@ from tinygrad_conv.function import Function
 from tinygrad_conv.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tinygrad_conv.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_conv.kernels.blas import get_num_threads, set_num_threads
+from tinygrad_conv.kernels.memory import tune_malloc
 from tinygrad_conv.ops import *  # noqa: F403 - the op functions are the public API
 from tinygrad_conv.ops import __all__ as _ops_all
 from tinygrad_conv.tensor import (
@@ -28,6 +29,10 @@ from tinygrad_conv.tensor import (
 from tinygrad_conv.viz import GraphvizNotFoundError, draw_graph, explain_conv, save_graph
 
 __version__ = "0.1.0"
+
+# Keep freed activation memory for the next step instead of page-faulting it in again
+# (kernels/memory.py; TINYGRAD_CONV_MALLOC=default opts out).
+tune_malloc()
 
 __all__ = [
     "Function",

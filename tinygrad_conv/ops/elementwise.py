@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_conv.function import Function
+from tinygrad_conv.kernels import elementwise as K
 from tinygrad_conv.ops._util import as_tensor, binary_operands, constant
 from tinygrad_conv.tensor import Tensor
 
@@ -230,7 +231,7 @@ class ReLU(Function):
 
     @staticmethod
     def forward(ctx, a):
-        return np.maximum(a, 0)
+        return K.relu(a)
 
     @staticmethod
     def backward(ctx, g):

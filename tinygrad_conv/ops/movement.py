@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_conv.function import Function
+from tinygrad_conv.kernels.elementwise import sum_to_shape as _sum_to_shape
 from tinygrad_conv.ops._util import as_tensor, normalize_axes
 from tinygrad_conv.tensor import Tensor
 
@@ -62,12 +63,7 @@ class SumToShape(Function):
 
     @staticmethod
     def forward(ctx, a, *, shape):
-        lead = a.ndim - len(shape)
-        axes = tuple(range(lead)) + tuple(
-            lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1
-        )
-        out = np.sum(a, axis=axes, keepdims=True) if axes else a
-        return out.reshape(shape)
+        return _sum_to_shape(a, shape)
 
     @staticmethod
     def backward(ctx, g):

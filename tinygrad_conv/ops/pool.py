@@ -30,6 +30,8 @@ class MaxPool2D(Function):
 
     @staticmethod
     def forward(ctx, x, *, geom: ConvGeometry, padding: Any = None):
+        if not ctx.needs_input_grad[0]:  # nothing will backpropagate: skip the argmax
+            return K.max_pool2d_values(x, geom)
         y, ctx.argmax = K.max_pool2d(x, geom)
         return y
 

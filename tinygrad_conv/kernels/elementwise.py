@@ -1,0 +1,75 @@
+"""Elementwise and reduction kernels that beat numpy's obvious one-liner by a wide margin.
+
+* ``relu(a)``: ``np.maximum(a, 0)`` with a *scalar* 0 misses numpy's SIMD loop (measured with
+  numpy 2.4 on a float32 [64,8,8,16]: 66 us, against 14 us for ``np.maximum`` of two arrays). So
+  the zero operand is a read-only view of a cached zero buffer. That buffer comes from
+  ``np.zeros`` (calloc): once large, the OS backs it by its shared zero page, so reading it costs
+  no RAM.
+* ``sum_to_shape(a, shape)``: the bias gradient sums a [N,H,W,C] gradient over N, H, W. numpy's
+  ``sum(axis=(0, 1, 2))`` walks it in C-long runs (132 us for [64,8,8,16]); the same sum as a
+  GEMV, ``ones(N*H*W) @ a.reshape(-1, C)``, takes 12 us.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .blas import gemm_threads
+
+__all__ = ["relu", "sum_to_shape"]
+
+# OpenBLAS's gemv is single-threaded below 2304 * 4 elements (interface/gemv.c), so the thread
+# switch of gemm_threads (about 10 us) is skipped there.
+_GEMV_SINGLE_THREAD = 2304 * 4
+
+_zero_buffers: dict[np.dtype, np.ndarray] = {}
+_ones_buffers: dict[np.dtype, np.ndarray] = {}
+
+
+def _cached(cache: dict[np.dtype, np.ndarray], fill: int, dtype: np.dtype, size: int) -> np.ndarray:
+    """A read-only 1-D view of ``size`` elements all equal to ``fill`` (a buffer grown on demand)."""
+    buf = cache.get(dtype)
+    if buf is None or buf.size < size:
+        buf = (np.zeros if fill == 0 else np.ones)(max(size, 1024), dtype=dtype)
+        buf.flags.writeable = False
+        cache[dtype] = buf
+    return buf[:size]
+
+
+def relu(a: np.ndarray) -> np.ndarray:
+    """max(a, 0) elementwise, any shape; float arrays via numpy's array-array SIMD loop."""
+    if a.dtype.kind != "f" or a.ndim == 0:
+        return np.maximum(a, 0)
+    return np.maximum(a, _cached(_zero_buffers, 0, a.dtype, a.size).reshape(a.shape))
+
+
+def sum_to_shape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum ``a`` over the axes along which ``shape`` was broadcast to ``a.shape``.
+
+    a: [*lead, *mid] with ``shape`` broadcastable to a.shape -> array of ``shape``. When the
+    summed axes are exactly the leading ones (a bias [C] against [N,H,W,C]) and a is a
+    contiguous float array, the sum is one GEMV ``ones(M) @ a.reshape(M, -1)``.
+    """
+    lead = a.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1
+    )
+    if not axes:
+        return a.reshape(shape)
+    k = len(axes)
+    if (
+        axes == tuple(range(k))
+        and a.dtype.kind == "f"
+        and a.dtype.itemsize in (4, 8)  # BLAS types (not float16 / longdouble)
+        and a.flags.c_contiguous
+        and a.size
+    ):
+        m = math.prod(a.shape[:k])
+        rows, ones = a.reshape(m, a.size // m), _cached(_ones_buffers, 1, a.dtype, m)
+        if rows.size < _GEMV_SINGLE_THREAD:  # OpenBLAS runs these on one thread anyway
+            return (ones @ rows).reshape(shape)
+        with gemm_threads(rows.size):
+            return (ones @ rows).reshape(shape)
+    return np.sum(a, axis=axes, keepdims=True).reshape(shape)
