@@ -15,6 +15,7 @@ from tinygrad_conv.kernels.pool import (
     avg_pool2d_backprop,
     max_pool2d,
     max_pool2d_backprop,
+    max_pool2d_flat_argmax,
     max_pool2d_gather,
 )
 
@@ -36,17 +37,26 @@ def _windows(geom: ConvGeometry):
             yield oh, ow, pos
 
 
-def ref_max_pool(x, geom):
+def ref_max_pool(x, geom, flat=False):
+    """(y, argmax): argmax is the window position i*kw + j of the winner (flat: ih*W + iw)."""
     n, _, w, c = x.shape
+    kw, (sh, sw), ((t, _), (l, _)) = geom.kernel_hw[1], geom.strides, geom.pads
     y = np.zeros((n, *geom.output_hw, c), x.dtype)
     arg = np.zeros((n, *geom.output_hw, c), np.int64)
     for oh, ow, pos in _windows(geom):
         vals = np.stack([x[:, ih, iw, :] for ih, iw in pos])  # (L, N, C)
         k = np.argmax(vals, axis=0)  # first maximum: TF's tie rule
         y[:, oh, ow, :] = np.take_along_axis(vals, k[None], 0)[0]
-        flat = np.array([ih * w + iw for ih, iw in pos])
-        arg[:, oh, ow, :] = flat[k]
+        if flat:
+            index = np.array([ih * w + iw for ih, iw in pos])
+        else:
+            index = np.array([(ih - oh * sh + t) * kw + (iw - ow * sw + l) for ih, iw in pos])
+        arg[:, oh, ow, :] = index[k]
     return y, arg
+
+
+def ref_flat_argmax(x, geom):
+    return ref_max_pool(x, geom, flat=True)[1]
 
 
 def ref_max_pool_backprop(input_shape, arg, dy):
@@ -114,10 +124,14 @@ def test_max_pool_matches_reference(case):
     y_ref, arg_ref = ref_max_pool(x, geom)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(arg, arg_ref)
-    assert arg.dtype == np.int32 and y.dtype == x.dtype
+    assert arg.dtype == np.uint8 and y.dtype == x.dtype
+    flat_ref = ref_flat_argmax(x, geom)
+    flat = max_pool2d_flat_argmax(arg, geom)
+    assert flat.dtype == np.int32
+    np.testing.assert_array_equal(flat, flat_ref)
     dx = max_pool2d_backprop(x.shape, arg, dy, geom)
     np.testing.assert_allclose(
-        dx, ref_max_pool_backprop(x.shape, arg_ref, dy), rtol=1e-14, atol=1e-14
+        dx, ref_max_pool_backprop(x.shape, flat_ref, dy), rtol=1e-14, atol=1e-14
     )
 
 
@@ -136,15 +150,42 @@ def test_max_pool_ties_pick_first_in_window(case):
     np.testing.assert_array_equal(argi, arg_ref)
 
 
-def test_max_pool_all_minus_inf_and_float32():
+@pytest.mark.parametrize(
+    "ksize,strides,padding",
+    [
+        (3, 2, "SAME"),
+        (3, 1, [[2, 1], [1, 2]]),  # top/left padding: the first in-bounds tap is not tap 0
+        (3, 1, [[2, 0], [2, 0]]),  # taps (0, *) and (*, 0) read only padding
+    ],
+)
+def test_max_pool_all_minus_inf_and_float32(ksize, strides, padding):
     x = np.full((1, 4, 4, 2), -np.inf, np.float32)
     x[0, 3, 3, 1] = 5
-    geom = pool_geometry("max_pool2d", x.shape, 3, 2, "SAME")
+    geom = pool_geometry("max_pool2d", x.shape, ksize, strides, padding)
     y, arg = max_pool2d(x, geom)
     y_ref, arg_ref = ref_max_pool(x, geom)
     assert y.dtype == np.float32
     np.testing.assert_array_equal(y, y_ref)
-    np.testing.assert_array_equal(arg, arg_ref)  # -inf everywhere: the window's first element
+    # -inf everywhere: the window's first in-bounds element
+    np.testing.assert_array_equal(arg, arg_ref)
+    np.testing.assert_array_equal(max_pool2d_flat_argmax(arg, geom), ref_flat_argmax(x, geom))
+    dy = np.ones(y.shape, np.float32)
+    np.testing.assert_array_equal(
+        max_pool2d_backprop(x.shape, arg, dy, geom),
+        ref_max_pool_backprop(x.shape, ref_flat_argmax(x, geom), dy),
+    )
+
+
+def test_max_pool_first_tap_out_of_bounds_everywhere():
+    """Row 0 and 1 of every window are padding: the first kept tap (2, 0) still fills y."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 1, 5, 3))
+    geom = pool_geometry("max_pool2d", x.shape, 3, (1, 2), [[2, 0], [0, 0]])
+    y, arg = max_pool2d(x, geom)
+    y_ref, arg_ref = ref_max_pool(x, geom)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+    assert arg.min() >= 6  # window rows 0 and 1 are never chosen
 
 
 def test_max_pool_nan_propagates_and_argmax_points_at_it():
@@ -154,10 +195,14 @@ def test_max_pool_nan_propagates_and_argmax_points_at_it():
     geom = pool_geometry("max_pool2d", x.shape, 3, 2, "SAME")
     y, arg = max_pool2d(x, geom)
     n, h, w, c = x.shape
-    picked = np.take_along_axis(x.reshape(n, h * w, c), arg.reshape(n, -1, c), 1).reshape(y.shape)
+    flat = max_pool2d_flat_argmax(arg, geom)
+    picked = np.take_along_axis(x.reshape(n, h * w, c), flat.reshape(n, -1, c), 1).reshape(y.shape)
     np.testing.assert_array_equal(picked, y)  # y is always x at argmax, NaN included
-    assert np.isnan(y[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 1 * 6 + 1  # the first NaN
-    assert np.isnan(y[0, 0, 1, 0]) and arg[0, 0, 1, 0] == 1 * 6 + 2
+    # the first NaN: window (0, 0) covers rows 0-2, cols 0-2; window (0, 1) cols 2-4
+    assert np.isnan(y[0, 0, 0, 0]) and arg[0, 0, 0, 0] == 1 * 3 + 1
+    assert flat[0, 0, 0, 0] == 1 * 6 + 1
+    assert np.isnan(y[0, 0, 1, 0]) and arg[0, 0, 1, 0] == 1 * 3 + 0
+    assert flat[0, 0, 1, 0] == 1 * 6 + 2
     clean = ~np.isnan(y)
     y_ref, arg_ref = ref_max_pool(np.nan_to_num(x, nan=-1.0), geom)
     np.testing.assert_array_equal(y[clean], y_ref[clean])
@@ -187,7 +232,8 @@ def test_every_backprop_strategy(shape, ksize, strides, padding, dtype):
     tol = 1e-6 if dtype == np.float32 else 1e-14
     dx = max_pool2d_backprop(shape, arg, dy, geom)
     assert dx.dtype == dtype
-    np.testing.assert_allclose(dx, ref_max_pool_backprop(shape, arg, dy), rtol=tol, atol=tol)
+    flat_ref = ref_flat_argmax(x, geom)
+    np.testing.assert_allclose(dx, ref_max_pool_backprop(shape, flat_ref, dy), rtol=tol, atol=tol)
     ya, dxa = avg_pool2d(x, geom), avg_pool2d_backprop(shape, dy, geom)
     assert ya.dtype == dxa.dtype == dtype
     np.testing.assert_allclose(ya, ref_avg_pool(x, geom), rtol=tol, atol=tol)
@@ -200,9 +246,14 @@ def test_max_pool_backprop_accepts_int64_argmax():
     geom = pool_geometry("max_pool2d", x.shape, 2, (1, 2), "SAME")
     _, arg = max_pool2d(x, geom)
     dy = rng.standard_normal((2, *geom.output_hw, 3))
+    expected = max_pool2d_backprop(x.shape, arg, dy, geom)
+    for dt in (np.int64, np.int32, np.int8, np.uint16):
+        np.testing.assert_array_equal(
+            max_pool2d_backprop(x.shape, arg.astype(dt), dy, geom), expected
+        )
+    gx = rng.standard_normal(x.shape)
     np.testing.assert_array_equal(
-        max_pool2d_backprop(x.shape, arg.astype(np.int64), dy, geom),
-        max_pool2d_backprop(x.shape, arg, dy, geom),
+        max_pool2d_gather(gx, arg.astype(np.int64), geom), max_pool2d_gather(gx, arg, geom)
     )
 
 
@@ -212,12 +263,13 @@ def test_max_pool_backprop_and_gather_are_adjoint(case):
     _, arg = max_pool2d(x, geom)
     gx = np.random.default_rng(1).standard_normal(x.shape)
     dx = max_pool2d_backprop(x.shape, arg, dy, geom)
-    gy = max_pool2d_gather(gx, arg)
+    gy = max_pool2d_gather(gx, arg, geom)
     assert gy.shape == dy.shape
     np.testing.assert_allclose(np.vdot(dx, gx), np.vdot(dy, gy), rtol=1e-12, atol=1e-12)
     # gather really is gx at the argmax
     n, h, w, c = x.shape
-    expected = np.take_along_axis(gx.reshape(n, h * w, c), arg.reshape(n, -1, c), 1)
+    flat = ref_flat_argmax(x, geom)
+    expected = np.take_along_axis(gx.reshape(n, h * w, c), flat.reshape(n, -1, c), 1)
     np.testing.assert_array_equal(gy, expected.reshape(gy.shape))
 
 
@@ -232,6 +284,108 @@ def test_max_pool_backprop_dtype_and_linearity():
     np.testing.assert_allclose(
         max_pool2d_backprop(x.shape, arg, 2 * a - b, geom), 2 * da - db, rtol=1e-5, atol=1e-5
     )
+
+
+def test_argmax_pointing_into_the_padding_is_rejected():
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 5, 5, 3))
+    # 'SAME' 2x2/2 on 5x5 pads one row/column at the bottom/right: the last row/column of
+    # outputs has no tap (1, *) / (*, 1)
+    geom = pool_geometry("max_pool2d", x.shape, 2, 2, "SAME")
+    _, arg = max_pool2d(x, geom)
+    dy = rng.standard_normal(arg.shape)
+    bad = arg.copy()
+    bad[1, 2, 0, 2] = 2  # tap (1, 0) of output (2, 0): input row 5, in the padding
+    msg = r"argmax\[1, 2, 0, 2\] = 2 points at window tap \(i, j\) = \(1, 0\), which lies in the padding"
+    with pytest.raises(ValueError, match=r"max_pool2d_backprop: " + msg):
+        max_pool2d_backprop(x.shape, bad, dy, geom)
+    with pytest.raises(ValueError, match=r"max_pool2d_gather: " + msg):
+        max_pool2d_gather(x, bad, geom)
+    with pytest.raises(ValueError, match=r"max_pool2d_flat_argmax: " + msg):
+        max_pool2d_flat_argmax(bad, geom)
+    bad = arg.astype(np.int64)
+    bad[0, 1, 2, 0] = 3  # tap (1, 1) of output (1, 2): input column 5
+    with pytest.raises(ValueError, match=r"argmax\[0, 1, 2, 0\] = 3 .* lies in the padding"):
+        max_pool2d_backprop(x.shape, bad, dy, geom)
+    # an overlapping geometry with padding (the bincount path) checks too
+    geom3 = pool_geometry("max_pool2d", x.shape, 3, 1, "SAME")
+    _, arg3 = max_pool2d(x, geom3)
+    arg3[0, 0, 0, 0] = 0  # tap (0, 0) of output (0, 0): row -1
+    with pytest.raises(ValueError, match=r"argmax\[0, 0, 0, 0\] = 0 .* lies in the padding"):
+        max_pool2d_backprop(x.shape, arg3, rng.standard_normal(arg3.shape), geom3)
+
+
+@pytest.mark.parametrize("padding", ["VALID", "SAME"])
+def test_max_pool_big_window_uses_uint16(padding):
+    """A 17x17 window has 289 taps: argmax no longer fits uint8."""
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 21, 20, 3))
+    geom = pool_geometry("max_pool2d", x.shape, 17, (2, 3), padding)
+    y, arg = max_pool2d(x, geom)
+    y_ref, arg_ref = ref_max_pool(x, geom)
+    assert arg.dtype == np.uint16
+    assert arg.max() > 255  # the test reaches positions that uint8 could not hold
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(arg, arg_ref)
+    flat_ref = ref_flat_argmax(x, geom)
+    np.testing.assert_array_equal(max_pool2d_flat_argmax(arg, geom), flat_ref)
+    dy = rng.standard_normal(y.shape)
+    dx = max_pool2d_backprop(x.shape, arg, dy, geom)
+    np.testing.assert_allclose(dx, ref_max_pool_backprop(x.shape, flat_ref, dy), atol=1e-14)
+    gx = rng.standard_normal(x.shape)
+    gy = max_pool2d_gather(gx, arg, geom)
+    np.testing.assert_allclose(np.vdot(dx, gx), np.vdot(dy, gy), rtol=1e-12)
+    if padding == "VALID":  # a narrow dtype that cannot hold every position is widened
+        _, argz = max_pool2d(np.zeros_like(x), geom)  # all ties: every argmax is 0
+        assert not argz.any()
+        np.testing.assert_array_equal(
+            max_pool2d_backprop(x.shape, argz.astype(np.int8), dy, geom),
+            max_pool2d_backprop(x.shape, argz, dy, geom),
+        )
+    # a disjoint 17x17 geometry: the per-tap path with uint16 compares
+    geom_d = pool_geometry("max_pool2d", (1, 17, 34, 2), 17, 17, "VALID")
+    xd = rng.standard_normal((1, 17, 34, 2))
+    yd, argd = max_pool2d(xd, geom_d)
+    assert argd.dtype == np.uint16
+    np.testing.assert_array_equal(argd, ref_max_pool(xd, geom_d)[1])
+    dyd = rng.standard_normal(yd.shape)
+    np.testing.assert_array_equal(
+        max_pool2d_backprop(xd.shape, argd, dyd, geom_d),
+        ref_max_pool_backprop(xd.shape, ref_flat_argmax(xd, geom_d), dyd),
+    )
+
+
+def test_max_pool2d_flat_argmax():
+    x = np.zeros((1, 5, 7, 2))
+    x[0, 1, 2, 0] = x[0, 4, 6, 1] = 1
+    geom = pool_geometry("max_pool2d", x.shape, 3, 2, "SAME")  # pads top 1, left 1
+    _, arg = max_pool2d(x, geom)
+    flat = max_pool2d_flat_argmax(arg, geom)
+    assert flat.dtype == np.int32 and flat.shape == arg.shape
+    # output (0, 1) reads rows -1..1, cols 1..3: the 1 at (1, 2) is tap (2, 1)
+    assert arg[0, 0, 1, 0] == 2 * 3 + 1 and flat[0, 0, 1, 0] == 1 * 7 + 2
+    # output (2, 3) reads rows 3..5, cols 5..7: the 1 at (4, 6) is tap (1, 1)
+    assert arg[0, 2, 3, 1] == 1 * 3 + 1 and flat[0, 2, 3, 1] == 4 * 7 + 6
+    # all-zero windows pick their first in-bounds element
+    assert arg[0, 0, 0, 1] == 1 * 3 + 1 and flat[0, 0, 0, 1] == 0
+    np.testing.assert_array_equal(flat, ref_flat_argmax(x, geom))
+    np.testing.assert_array_equal(max_pool2d_flat_argmax(arg.astype(np.int64), geom), flat)
+    assert max_pool2d_flat_argmax(arg[:0], geom).shape == (0, 3, 4, 2)
+
+
+@pytest.mark.parametrize("ksize,strides,padding", [(2, 2, "VALID"), (3, 2, "SAME"), (2, 2, "SAME")])
+def test_max_pool_op_double_backward(ksize, strides, padding):
+    """The op graph: backward is max_pool2d_backprop, its backward max_pool2d_gather (with geom)."""
+    import tinygrad_conv as tc
+    from tinygrad_conv.gradcheck import gradcheck, gradgradcheck
+    from tinygrad_conv.tensor import Tensor
+
+    x = Tensor(np.random.default_rng(2).standard_normal((2, 5, 6, 3)), requires_grad=True)
+
+    def f(t):
+        return tc.max_pool2d(t, ksize, strides, padding)
+
+    assert gradcheck(f, [x]) and gradgradcheck(f, [x])
 
 
 # ----------------------------------------------------------------------------- average pooling
@@ -281,9 +435,11 @@ def test_hypothesis_pooling(n, h, w, c, k, s, padding, seed):
     y_ref, arg_ref = ref_max_pool(x, geom)
     np.testing.assert_array_equal(y, y_ref)
     np.testing.assert_array_equal(arg, arg_ref)
+    flat_ref = ref_flat_argmax(x, geom)
+    np.testing.assert_array_equal(max_pool2d_flat_argmax(arg, geom), flat_ref)
     np.testing.assert_allclose(
         max_pool2d_backprop(x.shape, arg, dy, geom),
-        ref_max_pool_backprop(x.shape, arg, dy),
+        ref_max_pool_backprop(x.shape, flat_ref, dy),
         atol=1e-14,
     )
     np.testing.assert_allclose(avg_pool2d(x, geom), ref_avg_pool(x, geom), rtol=1e-12, atol=1e-12)
@@ -321,12 +477,28 @@ def test_pool_errors_name_the_argument():
         max_pool2d_backprop((2, 6, 6), arg, dy, geom)
     with pytest.raises(TypeError, match=r"avg_pool2d_backprop: input_shape must contain ints"):
         avg_pool2d_backprop((2, 6.0, 6, 3), dy, geom)
-    with pytest.raises(ValueError, match=r"max_pool2d_backprop: argmax holds indices outside"):
-        max_pool2d_backprop(x.shape, arg - 1, dy, geom)
+    with pytest.raises(ValueError, match=r"max_pool2d_backprop: argmax holds window positions"):
+        max_pool2d_backprop(x.shape, arg - 1, dy, geom)  # uint8: 0 - 1 wraps to 255
+    with pytest.raises(ValueError, match=r"max_pool2d_backprop: argmax holds window positions"):
+        max_pool2d_backprop(x.shape, arg.astype(np.int64) - 1, dy, geom)  # negative
+    with pytest.raises(ValueError, match=r"outside \[0, kh\*kw = 4\)"):
+        max_pool2d_backprop(x.shape, arg + 4, dy, geom)
     with pytest.raises(ValueError, match=r"max_pool2d_gather: argmax shape .* does not match gx"):
-        max_pool2d_gather(np.zeros((1, 6, 6, 3)), arg)
-    with pytest.raises(ValueError, match=r"max_pool2d_gather: argmax holds indices outside"):
-        max_pool2d_gather(np.zeros((2, 3, 3, 3)), arg + 20)
+        max_pool2d_gather(np.zeros((1, 6, 6, 3)), arg, geom)
+    with pytest.raises(ValueError, match=r"max_pool2d_gather: gx has shape \(2, 3, 3, 3\)"):
+        max_pool2d_gather(np.zeros((2, 3, 3, 3)), arg, geom)
+    with pytest.raises(ValueError, match=r"max_pool2d_gather: argmax has shape \(2, 2, 3, 3\)"):
+        max_pool2d_gather(x, arg[:, :2], geom)
+    with pytest.raises(ValueError, match=r"max_pool2d_gather: argmax holds window positions"):
+        max_pool2d_gather(x, arg + 20, geom)
+    with pytest.raises(ValueError, match=r"max_pool2d_flat_argmax: argmax has shape"):
+        max_pool2d_flat_argmax(arg[:, :, :2], geom)
+    with pytest.raises(ValueError, match=r"max_pool2d_flat_argmax: argmax holds window positions"):
+        max_pool2d_flat_argmax(arg + 4, geom)
+    with pytest.raises(TypeError, match=r"max_pool2d_flat_argmax: argmax has unsupported dtype"):
+        max_pool2d_flat_argmax(arg.astype(np.float32), geom)
+    with pytest.raises(TypeError, match=r"max_pool2d_flat_argmax: geom must be a ConvGeometry"):
+        max_pool2d_flat_argmax(arg, None)
     with pytest.raises(ValueError, match=r"avg_pool2d: x has shape"):
         avg_pool2d(np.zeros((2, 6, 5, 3)), geom)
     with pytest.raises(ValueError, match=r"avg_pool2d_backprop: dy has shape"):
@@ -379,7 +551,9 @@ def test_max_pool_against_tensorflow(tf, case):
             xt, k, s, case["padding"], include_batch_in_index=False
         )
         # TF's index is (ih * W + iw) * C + c
-        np.testing.assert_array_equal(arg, arg_tf.numpy() // x.shape[3])
+        np.testing.assert_array_equal(
+            max_pool2d_flat_argmax(arg, geom), arg_tf.numpy() // x.shape[3]
+        )
 
 
 @pytest.mark.parametrize("case", [c for c in CASES if isinstance(c["padding"], str)][:40], ids=_id)

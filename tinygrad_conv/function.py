@@ -89,18 +89,25 @@ class Function:
 
     def release(self) -> None:
         """Free the inputs, saved values and any arrays stored on ``ctx`` (after backward)."""
-        keep = {
-            k: self.__dict__[k]
-            for k in ("attrs", "needs_input_grad", "backward_calls", "scope")
-            if k in self.__dict__
-        }
+        d = self.__dict__
+        attrs = d["attrs"]
         # array-valued attributes (masks, argmax, window matrices, index arrays inside a getitem
         # tuple) can be activation-sized: keep only a description of them, for drawings
-        keep["attrs"] = {k: _describe_arrays(v) for k, v in keep["attrs"].items()}
-        self.__dict__.clear()
-        self.__dict__.update(keep)
-        self.inputs = None
-        self.released = True
+        for value in attrs.values():
+            if type(value) not in _PLAIN_ATTR_TYPES:
+                attrs = {k: _describe_arrays(v) for k, v in attrs.items()}
+                break
+        keep = {
+            "attrs": attrs,
+            "needs_input_grad": d["needs_input_grad"],
+            "backward_calls": d["backward_calls"],
+            "inputs": None,
+            "released": True,
+        }
+        if "scope" in d:
+            keep["scope"] = d["scope"]
+        d.clear()
+        d.update(keep)
 
     # -- graph construction ------------------------------------------------------------------------
     @classmethod
@@ -142,6 +149,10 @@ class Function:
     def __repr__(self) -> str:
         state = "released" if self.released else "live"
         return f"<{self.name} node ({state})>"
+
+
+# attribute types that can hold no array (release() keeps them as they are)
+_PLAIN_ATTR_TYPES = frozenset({int, float, bool, str, type(None)})
 
 
 def _describe_arrays(value: Any) -> Any:

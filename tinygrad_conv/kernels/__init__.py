@@ -6,7 +6,8 @@
 * ``conv``: ``conv2d`` and its two adjoints ``conv2d_backprop_input`` /
   ``conv2d_backprop_filter`` (NHWC / HWIO, groups, strides, dilations, explicit pads), plus the
   reusable window matrix ``conv2d_windows``.
-* ``pool``: ``max_pool2d`` (with argmax), ``max_pool2d_backprop``, ``max_pool2d_gather``,
+* ``pool``: ``max_pool2d`` (with the window-local argmax), ``max_pool2d_values`` (no argmax),
+  ``max_pool2d_flat_argmax``, ``max_pool2d_backprop``, ``max_pool2d_gather``,
   ``avg_pool2d``, ``avg_pool2d_backprop``.
 * ``memory``: ``tune_malloc`` (glibc keeps freed activation memory for reuse: no page faults).
 * ``elementwise``: ``relu`` and ``sum_to_shape`` where numpy's one-liner is several times slower.

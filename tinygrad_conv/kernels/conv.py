@@ -46,6 +46,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .padding import ConvGeometry, _check_input, _shape4, axis_taps
+from .parallel import batch_parts, run_parts
 
 __all__ = [
     "conv2d",
@@ -437,6 +438,33 @@ def _kmajor_backprop_input(wm, dy, dx, geom, plan):
             dx[n0:n1] = accb.transpose(1, 2, 3, 0)
 
 
+# The filter gradient is a GEMM whose inner (reduction) dimension is the long one: (K, M) @ (M, Og)
+# with M = N*Ho*Wo rows. Single-threaded OpenBLAS runs that 2-2.5x slower than the same product
+# cut into M-chunks of a few hundred rows whose results are added up (measured, float32, 2-core
+# AVX2: (144 x 6272) @ (6272 x 32) 3.0 ms whole, 1.6 ms in 384-row chunks; (288 x 8192) @
+# (8192 x 64) 21.7 ms against 8.2 ms). Products with a small K*Og gain nothing from the chunks.
+_TN_CHUNK_ROWS = 384
+_TN_CHUNK_MIN_KN = 1024
+
+
+def _gemm_tn(a: np.ndarray, b: np.ndarray, out: np.ndarray, scratch: np.ndarray | None) -> None:
+    """out = a^T @ b batched over groups: a (G, M, K), b (G, M, Og), out (G, K, Og).
+
+    Chunked along M (see _TN_CHUNK_ROWS); ``scratch`` is an out-shaped buffer for the chunks'
+    partial products (allocated here when None).
+    """
+    m = a.shape[1]
+    if m <= 2 * _TN_CHUNK_ROWS or a.shape[2] * b.shape[2] < _TN_CHUNK_MIN_KN:
+        np.matmul(a.transpose(0, 2, 1), b, out=out)
+        return
+    part = np.empty_like(out) if scratch is None else scratch
+    for r0 in range(0, m, _TN_CHUNK_ROWS):
+        r1 = min(m, r0 + _TN_CHUNK_ROWS)
+        np.matmul(a[:, r0:r1].transpose(0, 2, 1), b[:, r0:r1], out=out if r0 == 0 else part)
+        if r0:
+            out += part
+
+
 def _grouped(a: np.ndarray, groups: int) -> np.ndarray:
     """(..., G*C) array -> (G, prod(...), C) view (a copy only if a is not contiguous enough).
 
@@ -484,8 +512,9 @@ def conv2d_windows(x: np.ndarray, geom: ConvGeometry, groups: int = 1) -> np.nda
     if plan.pointwise and groups == 1:
         return x.reshape(1, m, cin)
     cols = np.empty((groups, m, kg), dtype=x.dtype)
-    if m:
-        _fill_windows(cols, _window_view(x, geom, plan), groups)
+    if not m:
+        return cols
+    _fill_windows(cols, _window_view(x, geom, plan), groups)
     return cols
 
 
@@ -542,22 +571,43 @@ def conv2d(
     wg = _filter_matrix(w, groups)  # (G, K, Og)
     if cols is not None:
         cols = _check_cols(op, cols, (groups, n * ho * wo, kg), dt)
+
+    # One call for the whole batch: unlike the input gradient, splitting the forward across
+    # threads (kernels/parallel.py) measured slower than OpenBLAS's own threads (cases c, d:
+    # 52 vs 33 ms), as single-threaded OpenBLAS runs these (M, K) @ (K, Cout) shapes slowly.
+    _conv2d_part(x, wg, y, geom, plan, groups, cols)
+    return y
+
+
+def _conv2d_part(
+    x: np.ndarray,
+    wg: np.ndarray,
+    y: np.ndarray,
+    geom: ConvGeometry,
+    plan: _Plan,
+    groups: int,
+    cols: np.ndarray | None,
+) -> None:
+    """conv2d of the images of ``x`` into ``y`` (both already validated and in one dtype)."""
+    if cols is not None:
         np.matmul(cols, wg, out=_grouped(y, groups))
-        return y
+        return
     if plan.pointwise:  # 1x1 stride 1 unpadded: one plain GEMM (M, Cin) @ (Cin, Cout)
         np.matmul(_grouped(x, groups), wg, out=_grouped(y, groups))
-        return y
-    if _kmajor(cin, kw, groups):
+        return
+    n, cin = x.shape[0], x.shape[3]
+    kg = wg.shape[1]
+    if _kmajor(cin, geom.kernel_hw[1], groups):
         _kmajor_conv2d(x, wg[0], y, geom, plan, kg)
-        return y
-    row_bytes = wo * groups * kg * dt.itemsize
+        return
+    ho, wo = geom.output_hw
+    row_bytes = wo * groups * kg * x.dtype.itemsize
     blocks = _blocks(n, ho, row_bytes, _BLOCK_BYTES)
-    buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * groups * kg, dtype=dt)
+    buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * groups * kg, dtype=x.dtype)
     for n0, n1, r0, r1, view in _block_views(x, geom, plan, blocks):
         cols_b = _block_windows(buf, view, groups, kg)  # the block's one im2col copy, in cache
         # ONE GEMM per block, written straight into y's NHWC rows [n0:n1, r0:r1]
         np.matmul(cols_b, wg, out=_grouped(y[n0:n1, r0:r1], groups))
-    return y
 
 
 def conv2d_backprop_input(
@@ -594,28 +644,55 @@ def conv2d_backprop_input(
     og, taps = cout // groups, kh * kw
     # wt[t, g] = w[i, j, :, g*Og:(g+1)*Og]^T, (Og, Cg): a transposed view BLAS reads in place
     wt = w.reshape(taps, cg, groups, og).transpose(0, 2, 3, 1)
+    dx = np.empty((n, h, wd, cin), dtype=dt)
+
+    def part(n0: int, n1: int) -> None:
+        _backprop_input_part(w, wt, dy[n0:n1], dx[n0:n1], geom, plan, groups)
+
+    # Big input gradients run on the batch split across threads (kernels/parallel.py): the
+    # tap adds then use every core too (measured, ms whole -> split: b 3.7 -> 3.2, c 37 -> 34).
+    parts = batch_parts(n, n * ho * wo * taps * cg * cout)
+    if parts is None:
+        part(0, n)
+    else:
+        run_parts(part, parts)
+    return dx
+
+
+def _backprop_input_part(
+    w: np.ndarray,
+    wt: np.ndarray,
+    dy: np.ndarray,
+    dx: np.ndarray,
+    geom: ConvGeometry,
+    plan: _Plan,
+    groups: int,
+) -> None:
+    """conv2d_backprop_input for the images of ``dy``, written into all of ``dx`` (same images)."""
+    n, h, wd, cin = dx.shape
+    kh, kw, _, cout = w.shape
+    ho, wo = geom.output_hw
+    taps = kh * kw
     if plan.pointwise:  # dx = dy @ W^T, one GEMM per group, straight into dx's NHWC layout
-        dx = np.empty((n, h, wd, cin), dtype=dt)
         np.matmul(_grouped(dy, groups), wt[0], out=_grouped(dx, groups))
-        return dx
+        return
     if _kmajor(cin, kw, groups, max(_KMAJOR_MAX_RUN, _KMAJOR_MAX_RUN_BACKPROP_INPUT)):
-        dx = np.empty((n, h, wd, cin), dtype=dt)
         _kmajor_backprop_input(w.reshape(taps * cin, cout), dy, dx, geom, plan)
-        return dx
-    row_bytes = wo * taps * cin * dt.itemsize
+        return
+    row_bytes = wo * taps * cin * dx.dtype.itemsize
     blocks = _blocks(n, ho, row_bytes, _BLOCK_BYTES)
-    buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * taps * cin, dtype=dt)
+    buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * taps * cin, dtype=dx.dtype)
     tap_blocks = _tap_blocks(dy, wt, cin, groups, blocks, buf)
     if plan.phases is not None:
-        dx = np.empty((n, h, wd, cin), dtype=dt)
         _phase_backprop_input(tap_blocks, dx, geom, plan, blocks)
-        return dx
+        return
     (sh, _), (dh, _), (top, _) = geom.strides, geom.dilations, plan.pad_lo
     taps_w, taps_h_all = plan.taps_w, plan.taps_h
     # If some tap reads every input pixel (stride 1: the centre tap when pads are small), its
     # block is *assigned* to dx first: no zero-filling of dx and one pass less over it.
     cover = plan.cover if all(r1 - r0 == ho for _, _, r0, r1 in blocks) else None
-    dx = (np.empty if cover is not None else np.zeros)((n, h, wd, cin), dtype=dt)
+    if cover is None:
+        dx.fill(0)
     for n0, n1, r0, r1, blk in tap_blocks:
         dxb = dx[n0:n1]
         taps_h = taps_h_all if r1 - r0 == ho else axis_taps(h, kh, sh, dh, top, r0, r1)
@@ -631,7 +708,6 @@ def conv2d_backprop_input(
                 if tw is not None and (cover is None or (i, j) != (cover[0][0], cover[1][0])):
                     # dx[rows, cols this tap read] += the tap's (nb, hb, Wo, Cin) block
                     dxb[:, th[1], tw[1], :] += blk[i * kw + j, :, th[0], tw[0], :]
-    return dx
 
 
 def _tap_blocks(
@@ -771,14 +847,33 @@ def conv2d_backprop_filter(
     plan = _plan(geom)
     ho, wo = geom.output_hw
     kg = kh * kw * cg
+    if cols is not None:
+        cols = _check_cols(op, cols, (groups, n * ho * wo, kg), dt)
+    # One call for the whole batch: a batch split across threads (kernels/parallel.py) was
+    # faster for case (c) but much slower for (d) (34 vs 23 ms) and (b), so OpenBLAS threads it.
+    return _backprop_filter_part(x, dy, fshape, geom, plan, groups, cols)
+
+
+def _backprop_filter_part(
+    x: np.ndarray,
+    dy: np.ndarray,
+    fshape: tuple[int, int, int, int],
+    geom: ConvGeometry,
+    plan: _Plan,
+    groups: int,
+    cols: np.ndarray | None,
+) -> np.ndarray:
+    """dw summed over the images of ``x`` / ``dy`` (already validated and in one dtype)."""
+    kh, kw, cg, cout = fshape
+    ho, wo = geom.output_hw
+    kg, n, cin, dt = kh * kw * cg, x.shape[0], x.shape[3], x.dtype
     dw = np.zeros((kh, kw, cg, cout), dtype=dt)
     dwg = _filter_matrix(dw, groups)  # (G, K, Og) view of dw
     if cols is not None:
-        cols = _check_cols(op, cols, (groups, n * ho * wo, kg), dt)
-        np.matmul(cols.transpose(0, 2, 1), _grouped(dy, groups), out=dwg)
+        _gemm_tn(cols, _grouped(dy, groups), dwg, None)
         return dw
     if plan.pointwise:
-        np.matmul(_grouped(x, groups).transpose(0, 2, 1), _grouped(dy, groups), out=dwg)
+        _gemm_tn(_grouped(x, groups), _grouped(dy, groups), dwg, None)
         return dw
     if _kmajor(cin, kw, groups):
         _kmajor_backprop_filter(x, dy, dwg[0], geom, plan, kg)
@@ -786,13 +881,11 @@ def conv2d_backprop_filter(
     row_bytes = wo * groups * kg * dt.itemsize
     blocks = _blocks(n, ho, row_bytes, _BLOCK_BYTES)
     buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * groups * kg, dtype=dt)
-    part = np.empty_like(dwg) if len(blocks) > 1 else dwg
+    part, scratch = np.empty_like(dwg), np.empty_like(dwg)
     for k, (n0, n1, r0, r1, view) in enumerate(_block_views(x, geom, plan, blocks)):
         cols_b = _block_windows(buf, view, groups, kg)
         # (G, K, mb) @ (G, mb, Og): BLAS reads cols_b^T in place; the blocks' sums add up in dw
-        np.matmul(
-            cols_b.transpose(0, 2, 1), _grouped(dy[n0:n1, r0:r1], groups), out=part if k else dwg
-        )
+        _gemm_tn(cols_b, _grouped(dy[n0:n1, r0:r1], groups), part if k else dwg, scratch)
         if k:
             dwg += part
     return dw

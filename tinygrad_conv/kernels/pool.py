@@ -9,9 +9,12 @@ over batch items or pixels and no big (N, Ho, Wo, kh, kw, C) temporaries.
 
 Speed notes (numpy's masked copies, ``np.copyto(where=)`` / ``np.where``, run ~50x slower than
 plain arithmetic on random masks): max pooling keeps y with ``np.maximum`` and tracks *which tap*
-won in a uint8 array updated arithmetically, turned into flat indices once at the end; its
-gradient is a per-tap assignment when windows are disjoint (the usual k <= s) and a single
-``np.bincount`` scatter-add when they overlap.
+won in a small unsigned array updated arithmetically. That array is the argmax itself: the
+window-local position i*kw + j of the winning tap (uint8 for windows of up to 256 taps), never
+converted to flat input indices on the hot path (``max_pool2d_flat_argmax`` does that on request).
+The gradient, for disjoint windows (the usual k <= s), is per tap one compare of argmax with the
+tap's scalar position and one multiply into the tap's slice of dx; overlapping windows convert
+argmax to flat indices and do a single ``np.bincount`` scatter-add.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ __all__ = [
     "max_pool2d_values",
     "max_pool2d_backprop",
     "max_pool2d_gather",
+    "max_pool2d_flat_argmax",
     "avg_pool2d",
     "avg_pool2d_backprop",
 ]
@@ -93,18 +97,6 @@ def _counts(op: str, geom: ConvGeometry) -> np.ndarray | float:
     return counts
 
 
-@functools.lru_cache(maxsize=512)
-def _tap_index(geom: ConvGeometry, t: int, dtype: np.dtype) -> np.ndarray:
-    """(1, hb, wb, 1) flat H*W indices read by the t-th entry of _taps(geom)."""
-    _, _, in_h, in_w, _ = _taps(geom)[t]
-    w = geom.input_hw[1]
-    rows = np.arange(in_h.start, in_h.stop, in_h.step, dtype=np.int64)
-    cols = np.arange(in_w.start, in_w.stop, in_w.step, dtype=np.int64)
-    idx = (rows[:, None] * w + cols[None, :])[None, :, :, None].astype(dtype)
-    idx.flags.writeable = False
-    return idx
-
-
 def _per_axis(geom: ConvGeometry):
     (h, w), (kh, kw), (ho, wo) = geom.input_hw, geom.kernel_hw, geom.output_hw
     (sh, sw), (dh, dw), ((top, _), (left, _)) = geom.strides, geom.dilations, geom.pads
@@ -118,38 +110,111 @@ def _empty_window_error(op: str, geom: ConvGeometry) -> ValueError:
     )
 
 
-@functools.lru_cache(maxsize=512)
-def _tap_ids(op: str, geom: ConvGeometry) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-geometry tables for turning "which tap won" into a flat H*W index.
+def _arg_dtype(window: int) -> np.dtype:
+    """The argmax dtype for windows of ``window`` = kh*kw taps (positions 0 .. window-1)."""
+    return np.dtype(np.uint8 if window <= 256 else np.uint16 if window <= 65536 else np.int32)
 
-    Returns (first, offsets, base): ``first`` (1, Ho, Wo, 1), the position in ``_taps(geom)`` of
-    each window's first in-bounds tap (row-major); ``offsets[t]`` = i*dh*W + j*dw for that
-    entry's tap (i, j); ``base`` (1, Ho, Wo, 1) = (oh*sh - top)*W + (ow*sw - left), so that the
-    flat index read by tap t at (oh, ow) is base + offsets[t].
-    """
-    taps = _taps(geom)
-    w, (ho, wo), kw = geom.input_hw[1], geom.output_hw, geom.kernel_hw[1]
-    (sh, sw), (dh, dw), ((top, _), (left, _)) = geom.strides, geom.dilations, geom.pads
+
+@functools.lru_cache(maxsize=512)
+def _first_taps(op: str, geom: ConvGeometry) -> np.ndarray:
+    """(1, Ho, Wo, 1), in the argmax dtype: the window position i*kw + j of each output's first
+    in-bounds tap (row-major), i.e. the argmax of a window whose elements are all the lowest value.
+    Raises if some window lies entirely in the padding."""
+    ho, wo = geom.output_hw
     first = np.full((ho, wo), -1, dtype=np.int64)
-    for t in range(len(taps) - 1, -1, -1):  # earliest tap written last
-        first[taps[t][0], taps[t][1]] = t
+    for oh, ow, _, _, k in reversed(_taps(geom)):  # earliest tap written last
+        first[oh, ow] = k
     if (first < 0).any():
         raise _empty_window_error(op, geom)
-    offsets = np.array([(k // kw) * dh * w + (k % kw) * dw for *_, k in taps], dtype=np.int64)
-    base = (np.arange(ho) * sh - top)[:, None] * w + (np.arange(wo) * sw - left)[None, :]
-    tid_dtype = np.uint8 if len(taps) <= 255 else np.uint16
-    out = (first.astype(tid_dtype)[None, :, :, None], offsets, base[None, :, :, None])
+    out = first.astype(_arg_dtype(geom.kernel_hw[0] * geom.kernel_hw[1]))[None, :, :, None]
+    out.flags.writeable = False
+    return out
+
+
+@functools.lru_cache(maxsize=512)
+def _valid_taps(geom: ConvGeometry) -> tuple[np.ndarray, np.ndarray] | None:
+    """Which taps of each window are in bounds, per axis: bool tables (Ho, kh) and (Wo, kw)
+    (tap (i, j) of output (oh, ow) is in bounds iff both [oh, i] and [ow, j] are), or None when
+    every tap of every window is (no padding reached, e.g. any 'VALID' geometry)."""
+    tables = []
+    for size, k, s, d, lo, o in _per_axis(geom):
+        v = np.zeros((o, k), dtype=bool)
+        for t, tap in enumerate(axis_taps(size, k, s, d, lo, 0, o)):
+            if tap is not None:
+                v[tap[0], t] = True
+        v.flags.writeable = False
+        tables.append(v)
+    return None if all(v.all() for v in tables) else (tables[0], tables[1])
+
+
+@functools.lru_cache(maxsize=512)
+def _flat_tables(geom: ConvGeometry, dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, base) in dtype: window position k = i*kw + j of output (oh, ow) reads the flat
+    H*W index base[0, oh, ow, 0] + offsets[k], with offsets[k] = i*dh*W + j*dw and
+    base = (oh*sh - top)*W + (ow*sw - left). (In int32 the sum is right even if a part wraps.)"""
+    w, (ho, wo), (kh, kw) = geom.input_hw[1], geom.output_hw, geom.kernel_hw
+    (sh, sw), (dh, dw), ((top, _), (left, _)) = geom.strides, geom.dilations, geom.pads
+    k = np.arange(kh * kw, dtype=np.int64)
+    offsets = (k // kw) * (dh * w) + (k % kw) * dw
+    base = (np.arange(ho, dtype=np.int64) * sh - top)[:, None] * w
+    base = base + (np.arange(wo, dtype=np.int64) * sw - left)[None, :]
+    out = (offsets.astype(dtype), base[None, :, :, None].astype(dtype))
     for a in out:
         a.flags.writeable = False
     return out
 
 
+def _to_flat(argmax: np.ndarray, geom: ConvGeometry, dtype: type) -> np.ndarray:
+    """Window positions (already validated) -> flat H*W indices ih*W + iw, in dtype."""
+    offsets, base = _flat_tables(geom, np.dtype(dtype))
+    flat = np.take(offsets, argmax)
+    flat += base
+    return flat
+
+
+def _check_argmax(op: str, argmax: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """Check that argmax (4-D integer, shape already checked) holds, for every output, the window
+    position of one of its window's in-bounds taps. Returns argmax, widened if its dtype cannot
+    hold every window position of the geometry."""
+    kh, kw = geom.kernel_hw
+    window = kh * kw
+    if argmax.size == 0:
+        return argmax
+    signed = argmax.dtype.kind == "i"
+    top = 2 ** (8 * argmax.dtype.itemsize - signed) - 1  # the dtype's largest value
+    if (top >= window and argmax.max() >= window) or (signed and argmax.min() < 0):
+        raise ValueError(
+            f"{op}: argmax holds window positions outside [0, kh*kw = {window}) ({geom}); "
+            "argmax must be max_pool2d's, for the same geometry"
+        )
+    if top < window - 1:
+        argmax = argmax.astype(_arg_dtype(window))
+    valid = _valid_taps(geom)
+    if valid is not None:  # some windows reach into the padding: no argmax may point there
+        vh, vw = valid
+        ho, wo = geom.output_hw
+        i, j = np.divmod(argmax, argmax.dtype.type(kw))
+        ok = vh[np.arange(ho).reshape(1, ho, 1, 1), i]
+        ok &= vw[np.arange(wo).reshape(1, 1, wo, 1), j]
+        if not ok.all():
+            pos = tuple(int(v) for v in np.argwhere(~ok)[0])
+            k = int(argmax[pos])
+            raise ValueError(
+                f"{op}: argmax{list(pos)} = {k} points at window tap (i, j) = ({k // kw}, "
+                f"{k % kw}), which lies in the padding ({geom}); argmax must be max_pool2d's, "
+                "for the same geometry"
+            )
+    return argmax
+
+
+@functools.lru_cache(maxsize=512)
 def _disjoint(geom: ConvGeometry) -> bool:
     """No two windows share an input element: (k - 1) d < s on both axes."""
     (kh, kw), (sh, sw), (dh, dw) = geom.kernel_hw, geom.strides, geom.dilations
     return (kh - 1) * dh < sh and (kw - 1) * dw < sw
 
 
+@functools.lru_cache(maxsize=512)
 def _tiles(geom: ConvGeometry) -> bool:
     """The windows tile the input exactly: every element in exactly one window."""
     return (
@@ -183,23 +248,43 @@ def max_pool2d(x: np.ndarray, geom: ConvGeometry) -> tuple[np.ndarray, np.ndarra
         geom: from ``padding.pool_geometry``.
 
     Returns:
-        (y, argmax): y [N, Ho, Wo, C] with x's dtype; argmax [N, Ho, Wo, C] int32 (int64 if
-        H*W >= 2**31), the flat index ih*W + iw into x's H*W plane of the element y came from.
-        Ties go to the first element of the window in row-major order, like TF. A NaN in a
-        window makes y NaN there and argmax points at the window's first NaN.
+        (y, argmax): y [N, Ho, Wo, C] with x's dtype; argmax [N, Ho, Wo, C], the window-local
+        position i*kw + j (row-major within the kh x kw window, padding included) of the tap whose
+        element y came from: uint8 when kh*kw <= 256, else uint16 (int32 beyond 65536 taps).
+        It always names an in-bounds tap. Ties go to the first element of the window in
+        row-major order, like TF. A NaN in a window makes y NaN there and argmax points at the
+        window's first NaN. :func:`max_pool2d_flat_argmax` turns argmax into flat ih*W + iw
+        indices into x's H*W plane.
     """
     op = "max_pool2d"
     x = _arr4(op, "x", x)
     _check_input(op, "x", x.shape, geom, 0)
-    n, h, w, c = x.shape
-    first, offsets, base = _tap_ids(op, geom)
-    y, tid = _max_and_tap(x, geom, first, nan_aware=False)
+    first = _first_taps(op, geom)
+    y, argmax = _max_and_tap(x, geom, first, nan_aware=False)
     if x.dtype.kind == "f" and np.isnan(y).any():  # np.maximum let a NaN through: redo exactly
-        y, tid = _max_and_tap(x, geom, first, nan_aware=True)
-    # flat index of the winner = base(oh, ow) + offset of the winning tap
-    argmax = np.take(offsets.astype(_index_dtype(h * w)), tid)
-    argmax += base
+        y, argmax = _max_and_tap(x, geom, first, nan_aware=True)
     return y, argmax
+
+
+def max_pool2d_flat_argmax(argmax: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """Window-local argmax (from :func:`max_pool2d`) -> flat index ih*W + iw into the input's
+    H*W plane, as int32 (int64 if H*W >= 2**31): PyTorch's ``max_pool2d`` indices in NHWC.
+    TF's ``max_pool_with_argmax(include_batch_in_index=False)`` is ``flat * C + c``.
+
+    Args:
+        argmax: [N, Ho, Wo, C] window positions i*kw + j of in-bounds taps.
+        geom: the pooling geometry argmax was computed with.
+    """
+    op = "max_pool2d_flat_argmax"
+    argmax = _arr4(op, "argmax", argmax, "iu")
+    if not isinstance(geom, ConvGeometry):
+        raise TypeError(
+            f"{op}: geom must be a ConvGeometry (from pool_geometry), got {type(geom).__name__}"
+        )
+    _check_out(op, "argmax", argmax.shape, argmax.shape[0], argmax.shape[3], geom)
+    argmax = _check_argmax(op, argmax, geom)
+    h, w = geom.input_hw
+    return _to_flat(argmax, geom, _index_dtype(h * w))
 
 
 def max_pool2d_values(x: np.ndarray, geom: ConvGeometry) -> np.ndarray:
@@ -208,7 +293,7 @@ def max_pool2d_values(x: np.ndarray, geom: ConvGeometry) -> np.ndarray:
     op = "max_pool2d"
     x = _arr4(op, "x", x)
     _check_input(op, "x", x.shape, geom, 0)
-    _tap_ids(op, geom)  # validates that no window lies entirely in the padding
+    _first_taps(op, geom)  # validates that no window lies entirely in the padding
     n, _, _, c = x.shape
     ho, wo = geom.output_hw
     taps = _taps(geom)
@@ -232,28 +317,28 @@ def _index_dtype(size: int) -> type:
 def _max_and_tap(
     x: np.ndarray, geom: ConvGeometry, first: np.ndarray, nan_aware: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """y = max over the window taps, and tid = position in _taps(geom) of the winning tap.
+    """y = max over the window taps, and tid = window position i*kw + j of the winning tap.
 
     Taps run in row-major order; a later tap wins only if it is strictly greater than the
     running maximum (TF's first-wins tie rule, also right when the maximum is -inf). Such
-    "record-breaking" taps come in increasing order and each one's position exceeds every
-    earlier winner's, so tid = max(tid, t * better) tracks the last record, i.e. the first
+    "record-breaking" taps come in increasing order and each one's window position k exceeds
+    every earlier winner's, so tid = max(tid, k * better) tracks the last record, i.e. the first
     occurrence of the maximum: two fast passes per tap instead of a slow masked copy. Every tid
-    starts at its window's first in-bounds tap (``first``); when tap 0 reaches every output it
-    is simply copied into y. With nan_aware, a NaN beats every number and the first NaN stays
-    (y becomes NaN, tid points at it).
+    starts at its window's first in-bounds tap (``first``); when the first entry of _taps(geom)
+    reaches every output it is simply copied into y. With nan_aware, a NaN beats every number
+    and the first NaN stays (y becomes NaN, tid points at it).
     """
     n, _, _, c = x.shape
     ho, wo = geom.output_hw
     taps = _taps(geom)
     shape = (n, ho, wo, c)
     tid = np.empty(shape, dtype=first.dtype)
-    oh, ow, ih, iw, _ = taps[0]
+    oh, ow, ih, iw, k = taps[0]
     start = 0
     if not nan_aware and _len(oh, ho) == ho and _len(ow, wo) == wo:
         y = np.empty(shape, dtype=x.dtype)
         np.copyto(y, x[:, ih, iw, :])
-        tid.fill(0)
+        tid.fill(k)
         start = 1
     else:
         y = np.full(shape, _lowest(x.dtype), dtype=x.dtype)
@@ -264,7 +349,7 @@ def _max_and_tap(
     b_as_int = (lambda b: b.view(np.uint8)) if first.dtype.itemsize == 1 else (lambda b: b)
     xbuf = np.empty(shape, dtype=x.dtype)
     for t in range(start, len(taps)):
-        oh, ow, ih, iw, _ = taps[t]
+        oh, ow, ih, iw, k = taps[t]
         # one strided read of the tap's input slice; the rest are contiguous passes (for taps
         # that reach every output), several times faster than strided ones
         xs = xbuf[:, oh, ow, :]
@@ -276,8 +361,8 @@ def _max_and_tap(
             np.copyto(ys, xs, where=b)
         else:
             np.maximum(ys, xs, out=ys)
-        if t:
-            np.multiply(b_as_int(b), first.dtype.type(t), out=d)
+        if t:  # (tap 0 is already in ``first`` wherever it is in bounds)
+            np.multiply(b_as_int(b), first.dtype.type(k), out=d)
             np.maximum(ts, d, out=ts)
     return y, tid
 
@@ -286,18 +371,19 @@ def max_pool2d_backprop(
     input_shape: Sequence[int], argmax: np.ndarray, dy: np.ndarray, geom: ConvGeometry
 ) -> np.ndarray:
     """Gradient of max pooling: dx[n, p, c] = sum of dy[n, oh, ow, c] over outputs whose argmax
-    is p. Linear in dy (so its adjoint is :func:`max_pool2d_gather`).
+    names input element p. Linear in dy (so its adjoint is :func:`max_pool2d_gather`).
 
     Args:
         input_shape: [N, H, W, C] of the pooled input.
-        argmax: [N, Ho, Wo, C] flat H*W indices from :func:`max_pool2d`.
+        argmax: [N, Ho, Wo, C] window positions i*kw + j from :func:`max_pool2d` (any integer
+            dtype); each must name an in-bounds tap of its window.
         dy: [N, Ho, Wo, C] gradient of the pooled output.
         geom: the pooling geometry.
 
     Returns:
         dx [N, H, W, C] with dy's dtype (float64 for integer dy). Disjoint windows (the usual
-        k <= s): per tap, dy of the outputs won by that tap goes to the tap's strided slice of
-        dx. Overlapping windows: one np.bincount scatter-add.
+        k <= s): per tap, dy of the outputs won by that tap (argmax == its window position) goes
+        to the tap's strided slice of dx. Overlapping windows: one np.bincount scatter-add.
     """
     op = "max_pool2d_backprop"
     n, h, w, c = _shape4(op, "input_shape", input_shape, _RANK_ERROR)
@@ -305,15 +391,15 @@ def max_pool2d_backprop(
     argmax, dy = _arr4(op, "argmax", argmax, "iu"), _arr4(op, "dy", dy)
     _check_out(op, "argmax", argmax.shape, n, c, geom)
     _check_out(op, "dy", dy.shape, n, c, geom)
+    argmax = _check_argmax(op, argmax, geom)
     dt = _float_dtype(dy.dtype)
     dy = dy.astype(dt, copy=False)
-    if argmax.size and (argmax.min() < 0 or argmax.max() >= h * w):
-        raise ValueError(f"{op}: argmax holds indices outside [0, H*W = {h * w})")
     if not _disjoint(geom):
         # Overlapping windows: an input element can collect dy from several outputs. One
-        # bincount over global flat indices (n*H*W + argmax)*C + c does the whole scatter-add
+        # bincount over global flat indices (n*H*W + ih*W + iw)*C + c does the whole scatter-add
         # (it sums in float64, then rounds once to dt).
-        flat = argmax.astype(np.int64) * c
+        flat = _to_flat(argmax, geom, np.int64)
+        flat *= c
         flat += (np.arange(n, dtype=np.int64) * (h * w * c))[:, None, None, None]
         flat += np.arange(c, dtype=np.int64)
         dx = np.bincount(flat.ravel(), weights=dy.ravel(), minlength=n * h * w * c)
@@ -322,39 +408,41 @@ def max_pool2d_backprop(
     # disjoint elements of dx: plain assignment, and no zero fill if the windows tile x exactly.
     dx = (np.empty if _tiles(geom) else np.zeros)((n, h, w, c), dtype=dt)
     hit = np.empty(dy.shape, dtype=bool)
-    for t, (oh, ow, ih, iw, _) in enumerate(_taps(geom)):
-        # the outputs whose winner is this tap's element send their dy there, the others 0
+    k_of = argmax.dtype.type
+    for oh, ow, ih, iw, k in _taps(geom):
+        # the outputs won by this tap send their dy to its element, the others send 0
         ht = hit[:, oh, ow, :]
-        np.equal(argmax[:, oh, ow, :], _tap_index(geom, t, argmax.dtype), out=ht)
+        np.equal(argmax[:, oh, ow, :], k_of(k), out=ht)
         np.multiply(dy[:, oh, ow, :], ht, out=dx[:, ih, iw, :])
     return dx
 
 
-def max_pool2d_gather(gx: np.ndarray, argmax: np.ndarray) -> np.ndarray:
-    """Adjoint of :func:`max_pool2d_backprop` in dy: gy[n, oh, ow, c] = gx[n, argmax // W,
-    argmax % W, c]. Used for double backward through max pooling.
+def max_pool2d_gather(gx: np.ndarray, argmax: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+    """Adjoint of :func:`max_pool2d_backprop` in dy: gy[n, oh, ow, c] = gx[n, ih, iw, c] at the
+    element (ih, iw) that argmax names. Used for double backward through max pooling.
 
     Args:
         gx: [N, H, W, C], shaped like the pooled input.
-        argmax: [N, Ho, Wo, C] from :func:`max_pool2d`.
+        argmax: [N, Ho, Wo, C] window positions from :func:`max_pool2d`.
+        geom: the pooling geometry.
 
     Returns:
         gy [N, Ho, Wo, C] with gx's dtype.
     """
     op = "max_pool2d_gather"
     gx, argmax = _arr4(op, "gx", gx), _arr4(op, "argmax", argmax, "iu")
+    _check_input(op, "gx", gx.shape, geom, 0)
     n, h, w, c = gx.shape
     if argmax.shape[0] != n or argmax.shape[3] != c:
         raise ValueError(
             f"{op}: argmax shape {argmax.shape} does not match gx shape {gx.shape} in batch "
             "and channels"
         )
-    if argmax.size and (argmax.min() < 0 or argmax.max() >= h * w):
-        raise ValueError(
-            f"{op}: argmax holds indices outside [0, H*W = {h * w}) for gx shape {gx.shape}"
-        )
+    _check_out(op, "argmax", argmax.shape, n, c, geom)
+    argmax = _check_argmax(op, argmax, geom)
     _, ho, wo, _ = argmax.shape
-    gy = np.take_along_axis(gx.reshape(n, h * w, c), argmax.reshape(n, ho * wo, c), axis=1)
+    flat = _to_flat(argmax, geom, _index_dtype(h * w))
+    gy = np.take_along_axis(gx.reshape(n, h * w, c), flat.reshape(n, ho * wo, c), axis=1)
     return gy.reshape(n, ho, wo, c)
 
 

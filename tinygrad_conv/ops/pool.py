@@ -71,7 +71,7 @@ class MaxPool2DGather(Function):
 
     @staticmethod
     def forward(ctx, gx, *, argmax, input_shape, geom: ConvGeometry):
-        return K.max_pool2d_gather(gx, argmax)
+        return K.max_pool2d_gather(gx, argmax, geom)
 
     @staticmethod
     def backward(ctx, g):
