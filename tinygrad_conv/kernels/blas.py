@@ -50,14 +50,12 @@ class gemm_threads:  # noqa: N801 - used like a function in ``with`` statements
 
     Args:
         mnk: multiply-adds of the largest product inside (M*N*K, times the batch for batched ones).
-        single: one thread whatever ``mnk`` (kernels/parallel.py's parts, which bring their own
-            threads).
     """
 
     __slots__ = ("_libs", "_entered")
 
-    def __init__(self, mnk: int, *, single: bool = False) -> None:
-        self._libs = _libraries() if single or 0 < mnk < SMALL_GEMM_MNK else ()
+    def __init__(self, mnk: int) -> None:
+        self._libs = _libraries() if 0 < mnk < SMALL_GEMM_MNK else ()
         self._entered = False
 
     def __enter__(self) -> None:

@@ -46,7 +46,6 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .padding import ConvGeometry, _check_input, _shape4, axis_taps
-from .parallel import batch_parts, run_parts
 
 __all__ = [
     "conv2d",
@@ -572,14 +571,11 @@ def conv2d(
     if cols is not None:
         cols = _check_cols(op, cols, (groups, n * ho * wo, kg), dt)
 
-    # One call for the whole batch: unlike the input gradient, splitting the forward across
-    # threads (kernels/parallel.py) measured slower than OpenBLAS's own threads (cases c, d:
-    # 52 vs 33 ms), as single-threaded OpenBLAS runs these (M, K) @ (K, Cout) shapes slowly.
-    _conv2d_part(x, wg, y, geom, plan, groups, cols)
+    _conv2d_into(x, wg, y, geom, plan, groups, cols)
     return y
 
 
-def _conv2d_part(
+def _conv2d_into(
     x: np.ndarray,
     wg: np.ndarray,
     y: np.ndarray,
@@ -588,7 +584,7 @@ def _conv2d_part(
     groups: int,
     cols: np.ndarray | None,
 ) -> None:
-    """conv2d of the images of ``x`` into ``y`` (both already validated and in one dtype)."""
+    """conv2d of ``x`` into ``y``, after the public function validated and cast the arrays."""
     if cols is not None:
         np.matmul(cols, wg, out=_grouped(y, groups))
         return
@@ -646,20 +642,11 @@ def conv2d_backprop_input(
     wt = w.reshape(taps, cg, groups, og).transpose(0, 2, 3, 1)
     dx = np.empty((n, h, wd, cin), dtype=dt)
 
-    def part(n0: int, n1: int) -> None:
-        _backprop_input_part(w, wt, dy[n0:n1], dx[n0:n1], geom, plan, groups)
-
-    # Big input gradients run on the batch split across threads (kernels/parallel.py): the
-    # tap adds then use every core too (measured, ms whole -> split: b 3.7 -> 3.2, c 37 -> 34).
-    parts = batch_parts(n, n * ho * wo * taps * cg * cout)
-    if parts is None:
-        part(0, n)
-    else:
-        run_parts(part, parts)
+    _backprop_input_into(w, wt, dy, dx, geom, plan, groups)
     return dx
 
 
-def _backprop_input_part(
+def _backprop_input_into(
     w: np.ndarray,
     wt: np.ndarray,
     dy: np.ndarray,
@@ -668,7 +655,7 @@ def _backprop_input_part(
     plan: _Plan,
     groups: int,
 ) -> None:
-    """conv2d_backprop_input for the images of ``dy``, written into all of ``dx`` (same images)."""
+    """conv2d_backprop_input into all of ``dx``, after the public function validated the arrays."""
     n, h, wd, cin = dx.shape
     kh, kw, _, cout = w.shape
     ho, wo = geom.output_hw
@@ -849,12 +836,10 @@ def conv2d_backprop_filter(
     kg = kh * kw * cg
     if cols is not None:
         cols = _check_cols(op, cols, (groups, n * ho * wo, kg), dt)
-    # One call for the whole batch: a batch split across threads (kernels/parallel.py) was
-    # faster for case (c) but much slower for (d) (34 vs 23 ms) and (b), so OpenBLAS threads it.
-    return _backprop_filter_part(x, dy, fshape, geom, plan, groups, cols)
+    return _backprop_filter_sum(x, dy, fshape, geom, plan, groups, cols)
 
 
-def _backprop_filter_part(
+def _backprop_filter_sum(
     x: np.ndarray,
     dy: np.ndarray,
     fshape: tuple[int, int, int, int],
@@ -863,7 +848,7 @@ def _backprop_filter_part(
     groups: int,
     cols: np.ndarray | None,
 ) -> np.ndarray:
-    """dw summed over the images of ``x`` / ``dy`` (already validated and in one dtype)."""
+    """dw = sum over all windows of (window of x) outer dy; arrays already validated and cast."""
     kh, kw, cg, cout = fshape
     ho, wo = geom.output_hw
     kg, n, cin, dt = kh * kw * cg, x.shape[0], x.shape[3], x.dtype
