@@ -22,7 +22,8 @@ def _seen_threads(monkeypatch: pytest.MonkeyPatch, mnk_limit: int) -> list[int]:
 
     monkeypatch.setattr(K, "conv2d", spy)
     monkeypatch.setattr(blas, "SMALL_GEMM_MNK", mnk_limit)
-    tc.conv2d(np.ones((2, 5, 5, 3), np.float32), np.ones((3, 3, 3, 4), np.float32))
+    # 8*16*16 * 3*3*8 * 16 = 2.4M multiply-adds: above OpenBLAS's own single-thread limit (2**18)
+    tc.conv2d(np.ones((8, 16, 16, 8), np.float32), np.ones((3, 3, 8, 16), np.float32), 1, "SAME")
     return seen
 
 
@@ -34,7 +35,20 @@ def test_small_gemm_runs_single_threaded_and_restores_the_pool(monkeypatch) -> N
 
 def test_large_gemm_keeps_the_pool(monkeypatch) -> None:
     tc.set_num_threads(2)
-    assert _seen_threads(monkeypatch, 10) == [2]  # limit below this conv's 2*3*3*27*4 MNK
+    assert _seen_threads(monkeypatch, 1 << 20) == [2]  # limit below this conv's 2.4M MNK
+
+
+def test_tiny_gemm_skips_the_switch(monkeypatch) -> None:
+    """OpenBLAS keeps products up to 2**18 multiply-adds on one thread by itself."""
+    tc.set_num_threads(2)
+    calls: list[int] = []
+    monkeypatch.setattr(blas, "_libraries", lambda: calls.append(1) or [])
+    with blas.gemm_threads(blas.BLAS_SINGLE_THREAD_MNK):
+        pass
+    assert calls == []
+    with blas.gemm_threads(blas.BLAS_SINGLE_THREAD_MNK + 1):
+        pass
+    assert calls == [1]
 
 
 def test_set_num_threads_validates() -> None:

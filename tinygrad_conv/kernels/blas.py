@@ -21,6 +21,12 @@ from typing import Any
 #: Below this many multiply-adds (M*N*K) a GEMM runs on one thread. 0 disables the policy.
 SMALL_GEMM_MNK = 1 << 23
 
+#: OpenBLAS runs GEMMs of at most this many multiply-adds on the calling thread by itself
+#: (65536 * its GEMM_MULTITHREAD_THRESHOLD of 4). Verified on the benchmark machine: up to 2**18
+#: the results are bit-identical and the times equal with 1 or 2 threads, above it they differ.
+#: For those tiny products the thread switch (about 9 us) is skipped.
+BLAS_SINGLE_THREAD_MNK = 1 << 18
+
 _blas_libs: list[Any] | None = None
 
 # The pool size is process-wide, so overlapping small GEMMs (from several threads) share one
@@ -55,7 +61,7 @@ class gemm_threads:  # noqa: N801 - used like a function in ``with`` statements
     __slots__ = ("_libs", "_entered")
 
     def __init__(self, mnk: int) -> None:
-        self._libs = _libraries() if 0 < mnk < SMALL_GEMM_MNK else ()
+        self._libs = _libraries() if BLAS_SINGLE_THREAD_MNK < mnk < SMALL_GEMM_MNK else ()
         self._entered = False
 
     def __enter__(self) -> None:
