@@ -225,7 +225,7 @@ def test_inspect_backprop_shows_which_conv_backprops_ran(
         assert all(np.isfinite(v) and v > 0 for v in norms.values())
     table = text.split("Gradient norms")[1].split("\n\n")[0]
     assert re.search(r"3\.weight\s+\[3,3,24,48\]\s+[\d.e+-]+\s+[\d.e+-]+$", table, re.M)
-    assert "log_softmax" in blocks["(loss)"]
+    assert "cross_entropy" in blocks["(loss)"]
 
 
 # -- the other examples ---------------------------------------------------------------------------

@@ -214,6 +214,26 @@ def test_cross_entropy_label_types_and_float32() -> None:
     assert z.grad.dtype == np.float32
 
 
+def test_cross_entropy_is_one_node_and_its_backward_is_four_ops(rng) -> None:
+    """Fused like PyTorch's: one recorded node, whose backward calls softmax, sub, div, mul."""
+    x = leaf(rng.standard_normal((4, 3)))
+    loss = tc.cross_entropy(x, [0, 1, 2, 0])
+    assert loss.grad_fn.name == "cross_entropy" and loss.grad_fn.inputs[0] is x
+    loss.backward()
+    assert [call[0] for call in loss.grad_fn.backward_calls] == ["softmax", "sub", "div", "mul"]
+
+
+def test_cross_entropy_empty_batch_and_bad_reduction() -> None:
+    z = leaf(np.zeros((0, 3)))
+    mean = tc.cross_entropy(z, np.zeros(0, np.int64))
+    assert np.isnan(mean.item())  # PyTorch's mean of nothing
+    assert tc.cross_entropy(z, np.zeros(0, np.int64), reduction="sum").item() == 0.0
+    tc.cross_entropy(z, np.zeros(0, np.int64), reduction="sum").backward()
+    assert z.grad.shape == (0, 3)
+    with pytest.raises(ValueError, match=r"reduction must be 'mean', 'sum' or 'none', got 'avg'"):
+        tc.cross_entropy(leaf(np.zeros((2, 3))), [0, 1], reduction="avg")
+
+
 def test_cross_entropy_large_logits_are_finite() -> None:
     z = leaf([[1e4, -1e4, 0.0], [0.0, 0.0, 1e4]])
     with np.errstate(over="raise", invalid="raise", divide="raise"):

@@ -48,6 +48,10 @@ class _FakeBlas:
         self.n = n
 
 
+# a product the policy runs single-threaded (above OpenBLAS's own single-thread limit)
+_SMALL_MNK = blas.BLAS_SINGLE_THREAD_MNK + 1
+
+
 def test_blas_pool_restored_when_threads_interleave(monkeypatch) -> None:
     lib = _FakeBlas(4)
     monkeypatch.setattr(blas, "_blas_libs", [lib])
@@ -55,7 +59,7 @@ def test_blas_pool_restored_when_threads_interleave(monkeypatch) -> None:
 
     def first() -> None:
         try:
-            with blas.gemm_threads(1):
+            with blas.gemm_threads(_SMALL_MNK):
                 a_entered.set()
                 b_entered.wait(5)
         finally:
@@ -63,7 +67,7 @@ def test_blas_pool_restored_when_threads_interleave(monkeypatch) -> None:
 
     def second() -> None:
         a_entered.wait(5)
-        with blas.gemm_threads(1):
+        with blas.gemm_threads(_SMALL_MNK):
             b_entered.set()
             a_exited.wait(5)
             assert lib.n == 1  # still inside a small GEMM: stays single-threaded
@@ -82,7 +86,7 @@ def test_blas_pool_restored_after_exception() -> None:
     if blas.get_num_threads() is None:
         pytest.skip("threadpoolctl cannot see numpy's BLAS")
     tc.set_num_threads(2)
-    with pytest.raises(ZeroDivisionError), blas.gemm_threads(1):
+    with pytest.raises(ZeroDivisionError), blas.gemm_threads(_SMALL_MNK):
         assert tc.get_num_threads() == 1
         1 / 0  # noqa: B018
     assert tc.get_num_threads() == 2

@@ -13,7 +13,7 @@ import numpy as np
 from tinygrad_conv.function import Function
 from tinygrad_conv.ops._util import as_tensor, normalize_axes
 from tinygrad_conv.ops.elementwise import exp, sigmoid
-from tinygrad_conv.ops.movement import getitem
+from tinygrad_conv.ops.movement import reshape
 from tinygrad_conv.ops.reduce import mean, sum
 from tinygrad_conv.tensor import Tensor
 
@@ -67,6 +67,43 @@ class Softplus(Function):
         return g * sigmoid(ctx.inputs[0])
 
 
+class CrossEntropy(Function):
+    """Softmax cross-entropy of logits z [N, C] with integer labels, as ONE node (like PyTorch's).
+
+    loss_n = logsumexp(z_n) - z_n[y_n]; reduced by mean, sum or not at all.
+    d loss_n / d z_n = softmax(z_n) - onehot(y_n), so backward is (softmax(z) - onehot) times
+    the upstream gradient (divided by N for the mean). softmax(z) is recomputed from the input
+    as a Tensor op, so the gradient is differentiable again. One node instead of log_softmax ->
+    getitem -> neg -> mean saves 3 nodes forward and about 5 backward per training step.
+    """
+
+    op_name = "cross_entropy"
+    backward_summary = ("(softmax(z) - onehot(labels)) * g -> d logits",)
+
+    @staticmethod
+    def forward(ctx, z, *, labels, reduction):
+        picked = _stable_log_softmax(z, 1)[np.arange(z.shape[0]), labels]
+        if reduction == "none":
+            return -picked
+        total = -np.sum(picked)
+        if reduction == "sum":
+            return total
+        with np.errstate(invalid="ignore"):  # an empty batch's mean is NaN, as in PyTorch
+            return total / z.shape[0]
+
+    @staticmethod
+    def backward(ctx, g):
+        z = ctx.inputs[0]
+        labels, reduction = ctx.attrs["labels"], ctx.attrs["reduction"]
+        n = z.shape[0]
+        onehot = np.zeros(z.shape, dtype=z.dtype)
+        onehot[np.arange(n), labels] = 1
+        diff = softmax(z, axis=1) - onehot
+        if reduction == "none":
+            return diff * reshape(g, (n, 1))
+        return diff * (g / max(n, 1) if reduction == "mean" else g)
+
+
 def _axis(op: str, a: Tensor, axis: int) -> int:
     return normalize_axes(op, axis, a.ndim)[0]
 
@@ -115,8 +152,11 @@ def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Tensor:
     if y.size and (y.min() < 0 or y.max() >= z.shape[1]):
         bad = y[(y < 0) | (y >= z.shape[1])][0]
         raise ValueError(f"cross_entropy: label {bad} is out of range for {z.shape[1]} classes")
-    picked = getitem(log_softmax(z, axis=1), (np.arange(z.shape[0]), y))
-    return _reduce_loss("cross_entropy", -picked, reduction)
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(
+            f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
+        )
+    return CrossEntropy.apply(z, labels=y, reduction=reduction)
 
 
 def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Tensor:
