@@ -321,7 +321,13 @@ def test_windows_worth_keeping():
     assert windows_worth_keeping((8, 28, 28, 32), (3, 3, 32, 64), mid)  # 7.2 MB
     assert not windows_worth_keeping((8, 28, 28, 32), (3, 3, 32, 64), mid, itemsize=8)
     grey = conv_geometry("conv2d", (4, 28, 28, 1), (5, 5, 1, 6), 1, "VALID")
-    assert not windows_worth_keeping((4, 28, 28, 1), (5, 5, 1, 6), grey)  # channel-major path
+    # few channels: kept too, as the transposed view of channel-major windows
+    assert windows_worth_keeping((4, 28, 28, 1), (5, 5, 1, 6), grey)
+    x = np.random.default_rng(0).standard_normal((4, 28, 28, 1))
+    cols = conv_mod.conv2d_windows(x, grey)
+    assert cols.shape == (1, 4 * 24 * 24, 25) and cols[0].T.flags.c_contiguous
+    full = np.lib.stride_tricks.sliding_window_view(x, (5, 5), axis=(1, 2))  # (4,24,24,1,5,5)
+    np.testing.assert_array_equal(cols[0], full.transpose(0, 1, 2, 4, 5, 3).reshape(-1, 25))
     pw = conv_geometry("conv2d", (64, 56, 56, 64), (1, 1, 64, 64), 1, "VALID")
     assert windows_worth_keeping((64, 56, 56, 64), (1, 1, 64, 64), pw)  # a view of x
 

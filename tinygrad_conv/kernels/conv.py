@@ -520,7 +520,9 @@ def conv2d_windows(x: np.ndarray, geom: ConvGeometry, groups: int = 1) -> np.nda
     Pass it as ``cols=`` to :func:`conv2d` and :func:`conv2d_backprop_filter` to build it once
     for both. (Without ``cols`` they build it block by block in cache, which costs little and
     needs no memory: reuse pays off most for small inputs.) For a 1x1, stride-1, unpadded conv
-    with groups=1 it is a view of x when x is C-contiguous.
+    with groups=1 it is a view of x when x is C-contiguous. For few input channels (the
+    channel-major case, see ``_kmajor``) it is the transposed view of a (K, M) array: the same
+    matrix in the layout that is fastest to build there; BLAS reads either in place.
     """
     op = "conv2d_windows"
     x = _arr4(op, "x", x)
@@ -540,6 +542,12 @@ def conv2d_windows(x: np.ndarray, geom: ConvGeometry, groups: int = 1) -> np.nda
     m, kg = n * ho * wo, kh * kw * (cin // groups)
     if plan.pointwise and groups == 1:
         return x.reshape(1, m, cin)
+    if m and _kmajor(cin, kw, groups):
+        # channel-major windows of the whole batch as one block: cols_t[(i, j, c), (n, oh, ow)]
+        cols_t = np.empty((kg, m), dtype=x.dtype)
+        _, _, _, _, view = next(_cm_block_views(x, geom, plan, ((0, n, 0, ho),)))
+        np.copyto(cols_t.reshape(view.shape), view)
+        return cols_t.T[None]
     cols = np.empty((groups, m, kg), dtype=x.dtype)
     if not m:
         return cols
@@ -554,18 +562,14 @@ def windows_worth_keeping(
 
     True for small window matrices (up to ``_KEEP_WINDOWS_BYTES``): reusing them saves a second
     im2col and per-call overhead. False for big ones, where the kernels' own block-by-block
-    im2col runs in cache and beats writing the whole matrix to memory and reading it back,
-    and for few-channel convs (kw*Cin small), whose channel-major path builds its windows
-    faster than the NHWC matrix ``conv2d_windows`` returns. 1x1 stride-1 unpadded convs with
-    groups=1: True (the windows are a view of x, free).
+    im2col runs in cache and beats writing the whole matrix to memory and reading it back.
+    1x1 stride-1 unpadded convs with groups=1: True (the windows are a view of x, free).
     """
     n, _, _, cin = (int(v) for v in input_shape)
     kh, kw, cg, _ = (int(v) for v in filter_shape)
     groups = cin // cg if cg else 1
     if _plan(geom).pointwise and groups == 1:
         return True
-    if _kmajor(cin, kw, groups):
-        return False
     ho, wo = geom.output_hw
     return n * ho * wo * kh * kw * cin * itemsize <= _KEEP_WINDOWS_BYTES
 
