@@ -35,6 +35,12 @@ def test_relu_keeps_nan_and_signed_zero_rule_and_does_not_write_the_cache():
     assert (big == 0).all()
     big[:] = 7  # the result is a fresh array: writing it leaves the cached zeros alone
     assert (relu(-np.ones(5000, np.float64)) == 0).all()
+    from tinygrad_conv.kernels import elementwise
+
+    zeros = elementwise._zero_buffers[np.dtype(np.float64)]
+    assert not zeros.flags.writeable and zeros.size >= 5000 and not zeros.any()
+    with pytest.raises(ValueError):
+        zeros[0] = 1.0
 
 
 @settings(max_examples=60, deadline=None)

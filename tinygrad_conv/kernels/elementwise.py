@@ -2,9 +2,10 @@
 
 * ``relu(a)``: ``np.maximum(a, 0)`` with a *scalar* 0 misses numpy's SIMD loop (measured with
   numpy 2.4 on a float32 [64,8,8,16]: 66 us, against 14 us for ``np.maximum`` of two arrays). So
-  the zero operand is a read-only view of a cached zero buffer. That buffer comes from
-  ``np.zeros`` (calloc): once large, the OS backs it by its shared zero page, so reading it costs
-  no RAM.
+  the zero operand is a read-only view of a cached zero buffer. On Unix that buffer is a
+  read-only anonymous ``mmap``: every page of it is the kernel's one shared zero page, so it
+  costs no RAM and reading it hits the cache ([64,28,28,32]: 0.99 ms, against 1.24 ms with a
+  zero array in RAM and 1.90 ms with the scalar).
 * ``sum_to_shape(a, shape)``: the bias gradient sums a [N,H,W,C] gradient over N, H, W. numpy's
   ``sum(axis=(0, 1, 2))`` walks it in C-long runs (132 us for [64,8,8,16]); the same sum as a
   GEMV, ``ones(N*H*W) @ a.reshape(-1, C)``, takes 12 us.
@@ -13,6 +14,7 @@
 from __future__ import annotations
 
 import math
+import mmap
 
 import numpy as np
 
@@ -28,11 +30,26 @@ _zero_buffers: dict[np.dtype, np.ndarray] = {}
 _ones_buffers: dict[np.dtype, np.ndarray] = {}
 
 
+def _zero_pages(dtype: np.dtype, size: int) -> np.ndarray:
+    """``size`` zeros backed by the OS's shared zero page (read-only mmap), or ``np.zeros``."""
+    try:
+        mm = mmap.mmap(
+            -1,
+            size * dtype.itemsize,
+            flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS,
+            prot=mmap.PROT_READ,
+        )
+    except (AttributeError, TypeError, OSError, ValueError):  # Windows' mmap has no flags/prot
+        return np.zeros(size, dtype=dtype)
+    return np.frombuffer(mm, dtype=dtype, count=size)
+
+
 def _cached(cache: dict[np.dtype, np.ndarray], fill: int, dtype: np.dtype, size: int) -> np.ndarray:
     """A read-only 1-D view of ``size`` elements all equal to ``fill`` (a buffer grown on demand)."""
     buf = cache.get(dtype)
     if buf is None or buf.size < size:
-        buf = (np.zeros if fill == 0 else np.ones)(max(size, 1024), dtype=dtype)
+        size_new = max(size, 1024)
+        buf = _zero_pages(dtype, size_new) if fill == 0 else np.ones(size_new, dtype=dtype)
         buf.flags.writeable = False
         cache[dtype] = buf
     return buf[:size]
