@@ -64,3 +64,31 @@ def test_results_do_not_depend_on_the_policy(monkeypatch) -> None:
     monkeypatch.setattr(blas, "SMALL_GEMM_MNK", 1 << 40)
     b = tc.conv2d(x, w, padding="SAME").data
     np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_gemv_switches_from_openblas_gemv_threshold(monkeypatch) -> None:
+    """OpenBLAS threads matrix-vector products from 9,216 elements, GEMMs from 2**18 MACs."""
+    calls: list[int] = []
+    monkeypatch.setattr(blas, "_libraries", lambda: calls.append(1) or [])
+    blas.gemm_threads(blas.BLAS_SINGLE_THREAD_GEMV)  # OpenBLAS keeps it on one thread
+    blas.gemm_threads(65536)  # a GEMM this small too
+    assert calls == []
+    blas.gemm_threads(65536, gemv=True)  # the [64,8,8,16] bias gradient's GEMV
+    assert calls == [1]
+
+
+def test_bias_gradient_gemv_runs_single_threaded(monkeypatch) -> None:
+    from tinygrad_conv.kernels import elementwise
+
+    tc.set_num_threads(2)
+    seen: list[int | None] = []
+    real = blas.gemm_threads.__enter__
+
+    def spy(self):
+        real(self)
+        seen.append(blas.get_num_threads())
+
+    monkeypatch.setattr(blas.gemm_threads, "__enter__", spy)
+    g = np.ones((64, 8, 8, 16), np.float32)
+    np.testing.assert_array_equal(elementwise.sum_to_shape(g, (16,)), np.full(16, 4096.0))
+    assert seen == [1] and tc.get_num_threads() == 2

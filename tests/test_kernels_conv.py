@@ -701,3 +701,39 @@ def test_output_sizes_and_errors_agree_with_tensorflow(tf):
             continue
         geom = conv_geometry("conv2d", x.shape, f.shape, s, padding, d)
         assert tuple(y.shape[1:3]) == geom.output_hw
+
+
+@pytest.mark.parametrize(
+    "x_shape, w_shape, padding",
+    [
+        ((3, 20, 20, 8), (3, 3, 8, 16), "SAME"),  # NHWC windows: K*Og = 72*16
+        ((3, 20, 20, 16), (3, 3, 8, 64), "SAME"),  # groups=2: K*Og = 72*32 per group
+        ((3, 28, 28, 1), (5, 5, 1, 64), "VALID"),  # channel-major windows: 25*64
+        ((3, 20, 20, 64), (1, 1, 64, 32), "VALID"),  # pointwise: 64*32
+    ],
+)
+def test_filter_gradient_chunks_long_reductions(monkeypatch, x_shape, w_shape, padding):
+    """M = N*Ho*Wo > 2 * _TN_CHUNK_ROWS rows go through _gemm_tn's chunked sum: from x, from
+    kept windows (also the channel-major transposed view), with one block or several."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(x_shape)
+    geom = conv_geometry("conv2d", x_shape, w_shape, 1, padding)
+    dy = rng.standard_normal((x_shape[0], *geom.output_hw, w_shape[3]))
+    assert x_shape[0] * geom.output_hw[0] * geom.output_hw[1] > 2 * conv_mod._TN_CHUNK_ROWS
+    chunked: list[int] = []
+    real = conv_mod._gemm_tn
+
+    def spy(a, b, out, scratch):
+        if a.shape[1] > 2 * conv_mod._TN_CHUNK_ROWS:
+            chunked.append(a.shape[1])
+        return real(a, b, out, scratch)
+
+    monkeypatch.setattr(conv_mod, "_gemm_tn", spy)
+    expected = ref_backprop_filter(x, w_shape, dy, geom)
+    groups = x_shape[3] // w_shape[2]
+    assert_close(conv2d_backprop_filter(x, w_shape, dy, geom), expected)
+    cols = conv_mod.conv2d_windows(x, geom, groups)
+    assert_close(conv2d_backprop_filter(x, w_shape, dy, geom, cols=cols), expected)
+    monkeypatch.setattr(conv_mod, "_BLOCK_BYTES", 20000)  # several blocks of > 768 rows or not
+    assert_close(conv2d_backprop_filter(x, w_shape, dy, geom), expected)
+    assert chunked, "no product went through the chunked path"

@@ -353,6 +353,31 @@ def test_max_pool_big_window_uses_uint16(padding):
         max_pool2d_backprop(xd.shape, argd, dyd, geom_d),
         ref_max_pool_backprop(xd.shape, ref_flat_argmax(xd, geom_d), dyd),
     )
+    # the per-tap path compares against every position 0..288: an int8 argmax must be widened
+    # first (np.int8(200) would overflow), and then gives the same gradient
+    argz_d = np.zeros_like(argd)
+    np.testing.assert_array_equal(
+        max_pool2d_backprop(xd.shape, argz_d.astype(np.int8), dyd, geom_d),
+        max_pool2d_backprop(xd.shape, argz_d, dyd, geom_d),
+    )
+
+
+def test_unchecked_argmax_paths_equal_the_checked_ones():
+    """The graph nodes skip the argmax validation for max_pool2d's own argmax."""
+    rng = np.random.default_rng(8)
+    for padding, k, s in (("VALID", 2, 2), ("SAME", 3, 2), ("SAME", 2, 2)):
+        x = rng.standard_normal((2, 7, 9, 3))
+        geom = pool_geometry("max_pool2d", x.shape, k, s, padding)
+        y, arg = max_pool2d(x, geom)
+        dy = rng.standard_normal(y.shape)
+        np.testing.assert_array_equal(
+            max_pool2d_backprop(x.shape, arg, dy, geom, check_argmax=False),
+            max_pool2d_backprop(x.shape, arg, dy, geom),
+        )
+        np.testing.assert_array_equal(
+            max_pool2d_gather(x, arg, geom, check_argmax=False),
+            max_pool2d_gather(x, arg, geom),
+        )
 
 
 def test_max_pool2d_flat_argmax():

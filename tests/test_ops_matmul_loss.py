@@ -223,6 +223,19 @@ def test_cross_entropy_is_one_node_and_its_backward_is_four_ops(rng) -> None:
     assert [call[0] for call in loss.grad_fn.backward_calls] == ["softmax", "sub", "div", "mul"]
 
 
+def test_cross_entropy_keeps_its_own_copy_of_the_labels(rng) -> None:
+    """A loader that reuses its label buffer must not change a pending gradient."""
+    z = rng.standard_normal((4, 3))
+    labels = np.array([2, 0, 1, 1])
+    expected = leaf(z)
+    tc.cross_entropy(expected, labels.copy()).backward()
+    x = leaf(z)
+    loss = tc.cross_entropy(x, labels)
+    labels[:] = 0  # the next batch overwrites the buffer before backward runs
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.data, expected.grad.data)
+
+
 def test_cross_entropy_empty_batch_and_bad_reduction() -> None:
     z = leaf(np.zeros((0, 3)))
     mean = tc.cross_entropy(z, np.zeros(0, np.int64))

@@ -1,6 +1,7 @@
 """How many BLAS threads a GEMM gets: small products run on the calling thread only.
 
-Why: numpy's OpenBLAS splits every GEMM above a tiny size across all cores. On an idle machine
+Why: numpy's OpenBLAS splits every GEMM above a tiny size (2**18 multiply-adds; 9,216 elements
+for a matrix-vector product) across all cores. On an idle machine
 that halves the time of even a 1 ms product, but as soon as another process keeps one core busy,
 each multi-threaded GEMM waits for its worker thread to be scheduled, and a small one becomes
 10-20x slower (measured here: the digits CNN trained at 6,400 images/s on an idle 2-core machine
@@ -26,6 +27,8 @@ SMALL_GEMM_MNK = 1 << 23
 #: the results are bit-identical and the times equal with 1 or 2 threads, above it they differ.
 #: For those tiny products the thread switch (about 9 us) is skipped.
 BLAS_SINGLE_THREAD_MNK = 1 << 18
+#: The same limit for matrix-vector products (OpenBLAS's interface/gemv.c: 2304 * 4 elements).
+BLAS_SINGLE_THREAD_GEMV = 2304 * 4
 
 _blas_libs: list[Any] | None = None
 
@@ -54,14 +57,19 @@ def _libraries() -> list[Any]:
 class gemm_threads:  # noqa: N801 - used like a function in ``with`` statements
     """Context manager: run the GEMMs inside on one thread when ``mnk`` < ``SMALL_GEMM_MNK``.
 
+    Products OpenBLAS already keeps on one thread (``mnk`` <= ``BLAS_SINGLE_THREAD_MNK``, or
+    ``BLAS_SINGLE_THREAD_GEMV`` for matrix-vector products) skip the switch.
+
     Args:
         mnk: multiply-adds of the largest product inside (M*N*K, times the batch for batched ones).
+        gemv: the product is a matrix-vector one (OpenBLAS threads those from a lower size).
     """
 
     __slots__ = ("_libs", "_entered")
 
-    def __init__(self, mnk: int) -> None:
-        self._libs = _libraries() if BLAS_SINGLE_THREAD_MNK < mnk < SMALL_GEMM_MNK else ()
+    def __init__(self, mnk: int, gemv: bool = False) -> None:
+        floor = BLAS_SINGLE_THREAD_GEMV if gemv else BLAS_SINGLE_THREAD_MNK
+        self._libs = _libraries() if floor < mnk < SMALL_GEMM_MNK else ()
         self._entered = False
 
     def __enter__(self) -> None:

@@ -669,14 +669,11 @@ def conv2d_backprop_input(
     _check_dy(op, dy.shape, n, cout, geom)
     dt = _common_dtype(w, dy)
     w, dy = np.ascontiguousarray(w, dtype=dt), dy.astype(dt, copy=False)
-    plan = _plan(geom)
-    ho, wo = geom.output_hw
     og, taps = cout // groups, kh * kw
     # wt[t, g] = w[i, j, :, g*Og:(g+1)*Og]^T, (Og, Cg): a transposed view BLAS reads in place
     wt = w.reshape(taps, cg, groups, og).transpose(0, 2, 3, 1)
     dx = np.empty((n, h, wd, cin), dtype=dt)
-
-    _backprop_input_into(w, wt, dy, dx, geom, plan, groups)
+    _backprop_input_into(w, wt, dy, dx, geom, _plan(geom), groups)
     return dx
 
 
@@ -690,7 +687,7 @@ def _backprop_input_into(
     groups: int,
 ) -> None:
     """conv2d_backprop_input into all of ``dx``, after the public function validated the arrays."""
-    n, h, wd, cin = dx.shape
+    n, h, _, cin = dx.shape
     kh, kw, _, cout = w.shape
     ho, wo = geom.output_hw
     taps = kh * kw
@@ -900,7 +897,8 @@ def _backprop_filter_sum(
     row_bytes = wo * groups * kg * dt.itemsize
     blocks = _blocks(n, ho, row_bytes, _BLOCK_BYTES)
     buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * groups * kg, dtype=dt)
-    part, scratch = np.empty_like(dwg), np.empty_like(dwg)
+    # partial sums of the later blocks, and _gemm_tn's chunk buffer (both dw-sized, small)
+    part, scratch = (np.empty_like(dwg), np.empty_like(dwg)) if len(blocks) > 1 else (dwg, None)
     for k, (n0, n1, r0, r1, view) in enumerate(_block_views(x, geom, plan, blocks)):
         cols_b = _block_windows(buf, view, groups, kg)
         # (G, K, mb) @ (G, mb, Og): BLAS reads cols_b^T in place; the blocks' sums add up in dw

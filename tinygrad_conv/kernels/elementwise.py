@@ -8,7 +8,8 @@
   zero array in RAM and 1.90 ms with the scalar).
 * ``sum_to_shape(a, shape)``: the bias gradient sums a [N,H,W,C] gradient over N, H, W. numpy's
   ``sum(axis=(0, 1, 2))`` walks it in C-long runs (132 us for [64,8,8,16]); the same sum as a
-  GEMV, ``ones(N*H*W) @ a.reshape(-1, C)``, takes 12 us.
+  GEMV, ``ones(N*H*W) @ a.reshape(-1, C)``, takes 12 us (plus ~9 us to switch BLAS to one
+  thread from 9,216 elements on, see kernels/blas.py).
 """
 
 from __future__ import annotations
@@ -21,10 +22,6 @@ import numpy as np
 from .blas import gemm_threads
 
 __all__ = ["relu", "sum_to_shape"]
-
-# OpenBLAS's gemv is single-threaded below 2304 * 4 elements (interface/gemv.c), so the thread
-# switch of gemm_threads (about 10 us) is skipped there.
-_GEMV_SINGLE_THREAD = 2304 * 4
 
 _zero_buffers: dict[np.dtype, np.ndarray] = {}
 _ones_buffers: dict[np.dtype, np.ndarray] = {}
@@ -85,8 +82,6 @@ def sum_to_shape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     ):
         m = math.prod(a.shape[:k])
         rows, ones = a.reshape(m, a.size // m), _cached(_ones_buffers, 1, a.dtype, m)
-        if rows.size < _GEMV_SINGLE_THREAD:  # OpenBLAS runs these on one thread anyway
-            return (ones @ rows).reshape(shape)
-        with gemm_threads(rows.size):
+        with gemm_threads(rows.size, gemv=True):  # small ones on one thread, as every GEMM
             return (ones @ rows).reshape(shape)
     return np.sum(a, axis=axes, keepdims=True).reshape(shape)

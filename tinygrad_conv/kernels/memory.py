@@ -46,7 +46,7 @@ def tune_malloc() -> bool:
     if not sys.platform.startswith("linux"):
         return False
     try:
-        mallopt = ctypes.CDLL(None).mallopt  # glibc only; musl has no mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # glibc's; musl's is a stub that returns 0
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

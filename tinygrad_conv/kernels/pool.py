@@ -368,7 +368,12 @@ def _max_and_tap(
 
 
 def max_pool2d_backprop(
-    input_shape: Sequence[int], argmax: np.ndarray, dy: np.ndarray, geom: ConvGeometry
+    input_shape: Sequence[int],
+    argmax: np.ndarray,
+    dy: np.ndarray,
+    geom: ConvGeometry,
+    *,
+    check_argmax: bool = True,
 ) -> np.ndarray:
     """Gradient of max pooling: dx[n, p, c] = sum of dy[n, oh, ow, c] over outputs whose argmax
     names input element p. Linear in dy (so its adjoint is :func:`max_pool2d_gather`).
@@ -379,6 +384,11 @@ def max_pool2d_backprop(
             dtype); each must name an in-bounds tap of its window.
         dy: [N, Ho, Wo, C] gradient of the pooled output.
         geom: the pooling geometry.
+        check_argmax: validate argmax's values (a pass over it, more with padding). The graph
+            nodes pass False for the argmax that max_pool2d itself returned.
+
+    argmax holds window positions, not the flat indices ih*W + iw that TF and PyTorch use (and
+    that this function took in earlier versions); :func:`max_pool2d_flat_argmax` converts.
 
     Returns:
         dx [N, H, W, C] with dy's dtype (float64 for integer dy). Disjoint windows (the usual
@@ -391,7 +401,8 @@ def max_pool2d_backprop(
     argmax, dy = _arr4(op, "argmax", argmax, "iu"), _arr4(op, "dy", dy)
     _check_out(op, "argmax", argmax.shape, n, c, geom)
     _check_out(op, "dy", dy.shape, n, c, geom)
-    argmax = _check_argmax(op, argmax, geom)
+    if check_argmax:
+        argmax = _check_argmax(op, argmax, geom)
     dt = _float_dtype(dy.dtype)
     dy = dy.astype(dt, copy=False)
     if not _disjoint(geom):
@@ -417,7 +428,9 @@ def max_pool2d_backprop(
     return dx
 
 
-def max_pool2d_gather(gx: np.ndarray, argmax: np.ndarray, geom: ConvGeometry) -> np.ndarray:
+def max_pool2d_gather(
+    gx: np.ndarray, argmax: np.ndarray, geom: ConvGeometry, *, check_argmax: bool = True
+) -> np.ndarray:
     """Adjoint of :func:`max_pool2d_backprop` in dy: gy[n, oh, ow, c] = gx[n, ih, iw, c] at the
     element (ih, iw) that argmax names. Used for double backward through max pooling.
 
@@ -425,6 +438,7 @@ def max_pool2d_gather(gx: np.ndarray, argmax: np.ndarray, geom: ConvGeometry) ->
         gx: [N, H, W, C], shaped like the pooled input.
         argmax: [N, Ho, Wo, C] window positions from :func:`max_pool2d`.
         geom: the pooling geometry.
+        check_argmax: validate argmax's values (see :func:`max_pool2d_backprop`).
 
     Returns:
         gy [N, Ho, Wo, C] with gx's dtype.
@@ -439,7 +453,8 @@ def max_pool2d_gather(gx: np.ndarray, argmax: np.ndarray, geom: ConvGeometry) ->
             "and channels"
         )
     _check_out(op, "argmax", argmax.shape, n, c, geom)
-    argmax = _check_argmax(op, argmax, geom)
+    if check_argmax:
+        argmax = _check_argmax(op, argmax, geom)
     _, ho, wo, _ = argmax.shape
     flat = _to_flat(argmax, geom, _index_dtype(h * w))
     gy = np.take_along_axis(gx.reshape(n, h * w, c), flat.reshape(n, ho * wo, c), axis=1)

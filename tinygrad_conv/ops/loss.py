@@ -158,7 +158,8 @@ def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Tensor:
         raise ValueError(
             f"cross_entropy: reduction must be 'mean', 'sum' or 'none', got {reduction!r}"
         )
-    return CrossEntropy.apply(z, labels=y, reduction=reduction)
+    # a copy: a data loader that reuses its label buffer must not change the gradient later
+    return CrossEntropy.apply(z, labels=np.array(y, copy=True), reduction=reduction)
 
 
 def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Tensor:

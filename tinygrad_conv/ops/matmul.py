@@ -31,7 +31,9 @@ class MatMul(Function):
             else 1
         )
         mnk *= (a.shape[-2] if a.ndim > 1 else 1) * a.shape[-1] * (b.shape[-1] if b.ndim > 1 else 1)
-        with gemm_threads(mnk):
+        # a vector operand makes it a GEMV, which OpenBLAS threads from a lower size
+        gemv = a.ndim == 1 or b.ndim == 1 or a.shape[-2] == 1 or b.shape[-1] == 1
+        with gemm_threads(mnk, gemv=gemv):
             return np.matmul(a, b)
 
     @staticmethod

@@ -51,7 +51,8 @@ class MaxPool2DBackprop(Function):
 
     @staticmethod
     def forward(ctx, dy, *, argmax, input_shape, geom: ConvGeometry):
-        return K.max_pool2d_backprop(input_shape, argmax, dy, geom)
+        # argmax is max_pool2d's own (saved by MaxPool2D): no need to validate it again
+        return K.max_pool2d_backprop(input_shape, argmax, dy, geom, check_argmax=False)
 
     @staticmethod
     def backward(ctx, g):
@@ -71,7 +72,7 @@ class MaxPool2DGather(Function):
 
     @staticmethod
     def forward(ctx, gx, *, argmax, input_shape, geom: ConvGeometry):
-        return K.max_pool2d_gather(gx, argmax, geom)
+        return K.max_pool2d_gather(gx, argmax, geom, check_argmax=False)
 
     @staticmethod
     def backward(ctx, g):
