@@ -42,13 +42,26 @@ def test_tiny_gemm_skips_the_switch(monkeypatch) -> None:
     """OpenBLAS keeps products up to 2**18 multiply-adds on one thread by itself."""
     tc.set_num_threads(2)
     calls: list[int] = []
-    monkeypatch.setattr(blas, "_libraries", lambda: calls.append(1) or [])
+    monkeypatch.setattr(blas, "_thread_switches", lambda: calls.append(1) or [])
     with blas.gemm_threads(blas.BLAS_SINGLE_THREAD_MNK):
         pass
     assert calls == []
     with blas.gemm_threads(blas.BLAS_SINGLE_THREAD_MNK + 1):
         pass
     assert calls == [1]
+
+
+def test_switch_calls_openblas_directly() -> None:
+    """The switch uses OpenBLAS's C functions (not threadpoolctl's wrappers) and restores."""
+    libs = blas._libraries()
+    if not any(getattr(lib, "internal_api", "") == "openblas" for lib in libs):
+        pytest.skip("numpy's BLAS is not OpenBLAS")
+    tc.set_num_threads(2)
+    get, put = blas._thread_switches()[0]
+    assert type(get).__name__ == "_FuncPtr" and type(put).__name__ == "_FuncPtr"
+    with blas.gemm_threads(blas.BLAS_SINGLE_THREAD_MNK + 1):
+        assert get() == 1 and tc.get_num_threads() == 1
+    assert get() == 2 and tc.get_num_threads() == 2
 
 
 def test_set_num_threads_validates() -> None:
@@ -69,7 +82,7 @@ def test_results_do_not_depend_on_the_policy(monkeypatch) -> None:
 def test_gemv_switches_from_openblas_gemv_threshold(monkeypatch) -> None:
     """OpenBLAS threads matrix-vector products from 9,216 elements, GEMMs from 2**18 MACs."""
     calls: list[int] = []
-    monkeypatch.setattr(blas, "_libraries", lambda: calls.append(1) or [])
+    monkeypatch.setattr(blas, "_thread_switches", lambda: calls.append(1) or [])
     blas.gemm_threads(blas.BLAS_SINGLE_THREAD_GEMV)  # OpenBLAS keeps it on one thread
     blas.gemm_threads(65536)  # a GEMM this small too
     assert calls == []

@@ -64,18 +64,26 @@ def _as_gradient(root: Tensor, gradient: Any) -> Tensor:
     return g
 
 
+def _broadcasts_to(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    """Whether NumPy broadcasting stretches ``shape`` to exactly ``target``."""
+    lead = len(target) - len(shape)
+    if lead < 0:
+        return False
+    for s, t in zip(shape, target[lead:], strict=True):
+        if s != t and s != 1:
+            return False
+    return True
+
+
 def _fit_to_input(g: Tensor, inp: Tensor, node: Any) -> Tensor:
     """Sum a gradient back to ``inp``'s shape (undo broadcasting) and cast to its dtype."""
     if g.shape != inp.shape:
-        try:
-            # only a gradient of the broadcast output shape can be summed back to the input
-            if np.broadcast_shapes(inp.shape, g.shape) != g.shape:
-                raise ValueError
-        except ValueError:
+        # only a gradient of the broadcast output shape can be summed back to the input
+        if not _broadcasts_to(inp.shape, g.shape):
             raise RuntimeError(
                 f"{node.name}.backward returned a gradient of shape {g.shape} for an input of "
                 f"shape {inp.shape}"
-            ) from None
+            )
         g = _ops.sum_to_shape(g, inp.shape)
     if g.dtype != inp.dtype:
         g = _ops.cast(g, inp.dtype)

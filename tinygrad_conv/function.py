@@ -94,7 +94,7 @@ class Function:
         # array-valued attributes (masks, argmax, window matrices, index arrays inside a getitem
         # tuple) can be activation-sized: keep only a description of them, for drawings
         for value in attrs.values():
-            if type(value) not in _PLAIN_ATTR_TYPES:
+            if type(value) not in _PLAIN_ATTR_TYPES and _holds_array(value):
                 attrs = {k: _describe_arrays(v) for k, v in attrs.items()}
                 break
         keep = {
@@ -153,6 +153,16 @@ class Function:
 
 # attribute types that can hold no array (release() keeps them as they are)
 _PLAIN_ATTR_TYPES = frozenset({int, float, bool, str, type(None)})
+
+
+def _holds_array(value: Any) -> bool:
+    """Whether ``value`` is an ndarray or a tuple/list with one inside (shapes, geometries and
+    other small attributes are not, and release() keeps them untouched)."""
+    if type(value) is np.ndarray:
+        return True
+    if type(value) in (tuple, list):
+        return any(type(v) in (np.ndarray, tuple, list) and _holds_array(v) for v in value)
+    return isinstance(value, np.ndarray)
 
 
 def _describe_arrays(value: Any) -> Any:

@@ -10,13 +10,16 @@ that way and costs at most about 2x on an idle machine, i.e. a few hundred micro
 products with M*N*K below ``SMALL_GEMM_MNK`` run single-threaded; large ones keep every thread,
 where threading pays and a stall is small relative to the work.
 
-The thread switch goes through ``threadpoolctl`` (about 2 microseconds per switch); without it
-installed this module does nothing.
+``threadpoolctl`` finds the BLAS libraries; the switch itself then calls OpenBLAS's
+``openblas_set_num_threads`` directly through ctypes (0.5 us, against 5 us through
+threadpoolctl's wrappers, which matters on a training step with a dozen switches). Other BLAS
+libraries are switched through threadpoolctl. Without threadpoolctl this module does nothing.
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 #: Below this many multiply-adds (M*N*K) a GEMM runs on one thread. 0 disables the policy.
@@ -31,6 +34,7 @@ BLAS_SINGLE_THREAD_MNK = 1 << 18
 BLAS_SINGLE_THREAD_GEMV = 2304 * 4
 
 _blas_libs: list[Any] | None = None
+_switches: list[tuple[Callable[[], int], Callable[[int], Any]]] | None = None
 
 # The pool size is process-wide, so overlapping small GEMMs (from several threads) share one
 # switch: the first to enter saves the sizes and goes to 1 thread, the last to leave restores them.
@@ -54,6 +58,35 @@ def _libraries() -> list[Any]:
     return _blas_libs
 
 
+def _direct_switch(lib: Any) -> tuple[Callable[[], int], Callable[[int], Any]]:
+    """(get, set) of one library's thread count: OpenBLAS's own C functions when it runs its
+    own thread pool (not the OpenMP layer, where the count is per calling thread), else
+    threadpoolctl's methods."""
+    if getattr(lib, "internal_api", "") == "openblas" and lib.threading_layer != "openmp":
+        dynlib = getattr(lib, "dynlib", None)
+        for prefix in ("", "scipy_"):
+            for suffix in ("", "64_", "_64"):
+                get = getattr(dynlib, f"{prefix}openblas_get_num_threads{suffix}", None)
+                put = getattr(dynlib, f"{prefix}openblas_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    return get, put
+    return lib.get_num_threads, lib.set_num_threads
+
+
+def _thread_switches() -> list[tuple[Callable[[], int], Callable[[int], Any]]]:
+    """(get, set) thread-count functions of every BLAS library (found once)."""
+    global _switches
+    if _switches is None:
+        found = []
+        for lib in _libraries():
+            try:
+                found.append(_direct_switch(lib))
+            except Exception:  # an unexpected controller: leave that library alone
+                continue
+        _switches = found
+    return _switches
+
+
 class gemm_threads:  # noqa: N801 - used like a function in ``with`` statements
     """Context manager: run the GEMMs inside on one thread when ``mnk`` < ``SMALL_GEMM_MNK``.
 
@@ -69,7 +102,7 @@ class gemm_threads:  # noqa: N801 - used like a function in ``with`` statements
 
     def __init__(self, mnk: int, gemv: bool = False) -> None:
         floor = BLAS_SINGLE_THREAD_GEMV if gemv else BLAS_SINGLE_THREAD_MNK
-        self._libs = _libraries() if floor < mnk < SMALL_GEMM_MNK else ()
+        self._libs = _thread_switches() if floor < mnk < SMALL_GEMM_MNK else ()
         self._entered = False
 
     def __enter__(self) -> None:
@@ -78,13 +111,13 @@ class gemm_threads:  # noqa: N801 - used like a function in ``with`` statements
             return
         with _lock:
             if _active == 0:
-                previous = [lib.get_num_threads() for lib in self._libs]
+                previous = [get() for get, _ in self._libs]
                 try:
-                    for lib in self._libs:
-                        lib.set_num_threads(1)
+                    for _, put in self._libs:
+                        put(1)
                 except BaseException:
-                    for lib, n in zip(self._libs, previous, strict=True):
-                        lib.set_num_threads(n)
+                    for (_, put), n in zip(self._libs, previous, strict=True):
+                        put(n)
                     raise
                 _saved = previous
             _active += 1
@@ -98,8 +131,8 @@ class gemm_threads:  # noqa: N801 - used like a function in ``with`` statements
         with _lock:
             _active -= 1
             if _active == 0:
-                for lib, n in zip(self._libs, _saved, strict=True):
-                    lib.set_num_threads(n)
+                for (_, put), n in zip(self._libs, _saved, strict=True):
+                    put(n)
 
 
 def set_num_threads(n: int) -> None:

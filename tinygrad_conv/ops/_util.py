@@ -38,12 +38,12 @@ def binary_operands(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
     ta, tb = as_tensor(a), as_tensor(b)
     if ta.data.shape == tb.data.shape:
         return ta, tb
-    try:
-        np.broadcast_shapes(ta.shape, tb.shape)
-    except ValueError:
-        raise ValueError(
-            f"{op}: operands of shapes {ta.shape} and {tb.shape} cannot be broadcast together"
-        ) from None
+    sa, sb = ta.data.shape, tb.data.shape
+    for da, db in zip(reversed(sa), reversed(sb)):  # noqa: B905 - right-aligned, as NumPy
+        if da != db and da != 1 and db != 1:
+            raise ValueError(
+                f"{op}: operands of shapes {sa} and {sb} cannot be broadcast together"
+            )
     return ta, tb
 
 
