@@ -1,5 +1,10 @@
 """Small GEMMs run on one BLAS thread; large ones keep the pool; the pool size is restored."""
 
+import os
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
@@ -25,6 +30,12 @@ def _seen_threads(monkeypatch: pytest.MonkeyPatch, mnk_limit: int) -> list[int]:
     # 8*16*16 * 3*3*8 * 16 = 2.4M multiply-adds: above OpenBLAS's own single-thread limit (2**18)
     tc.conv2d(np.ones((8, 16, 16, 8), np.float32), np.ones((3, 3, 8, 16), np.float32), 1, "SAME")
     return seen
+
+
+@pytest.fixture(autouse=True)
+def _single_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests check the switch itself: pin the policy that always switches."""
+    monkeypatch.setattr(blas, "POLICY", "single")
 
 
 def test_small_gemm_runs_single_threaded_and_restores_the_pool(monkeypatch) -> None:
@@ -105,3 +116,91 @@ def test_bias_gradient_gemv_runs_single_threaded(monkeypatch) -> None:
     g = np.ones((64, 8, 8, 16), np.float32)
     np.testing.assert_array_equal(elementwise.sum_to_shape(g, (16,)), np.full(16, 4096.0))
     assert seen == [1] and tc.get_num_threads() == 2
+
+
+# -- the adaptive policy ----------------------------------------------------------------------
+class _FakeClock:
+    """Samples (wall, own CPU, busy CPU of our cores) for _LoadWatch, advanced by hand."""
+
+    def __init__(self) -> None:
+        self.wall = self.own = self.busy = 0.0
+
+    def step(self, seconds: float, own_cores: float, other_cores: float) -> None:
+        self.wall += seconds
+        self.own += seconds * own_cores
+        self.busy += seconds * (own_cores + other_cores)
+
+    def sample(self) -> tuple[float, float, float]:
+        return self.wall, self.own, self.busy
+
+
+def _watch(monkeypatch: pytest.MonkeyPatch, clock: _FakeClock, cpus: int) -> blas._LoadWatch:
+    watch = blas._LoadWatch()
+    watch._cpus = set(range(cpus))
+    monkeypatch.setattr(watch, "_sample", clock.sample)
+    monkeypatch.setattr(blas, "LOAD_CHECK_SECONDS", 0.0)
+    return watch
+
+
+def test_load_watch_sees_other_processes_not_its_own(monkeypatch) -> None:
+    clock = _FakeClock()
+    watch = _watch(monkeypatch, clock, cpus=2)
+    assert watch.busy(2)  # no interval measured yet: the safe answer
+    clock.step(0.2, own_cores=2.0, other_cores=0.0)  # our own two BLAS threads: idle machine
+    assert not watch.busy(2)
+    clock.step(0.2, own_cores=1.0, other_cores=1.0)  # another process holds a core
+    assert watch.busy(2)
+    clock.step(0.2, own_cores=1.0, other_cores=0.1)  # background noise only
+    assert not watch.busy(2)
+    clock.step(0.2, own_cores=1.0, other_cores=1.0)
+    assert not watch.busy(1)  # one BLAS thread on two cores: a busy core does not matter
+
+
+def test_load_watch_is_busy_when_proc_stat_is_unreadable(monkeypatch) -> None:
+    watch = blas._LoadWatch()
+    monkeypatch.setattr(watch, "_sample", lambda: None)
+    monkeypatch.setattr(blas, "LOAD_CHECK_SECONDS", 0.0)
+    assert watch.busy(2) and watch.busy(2) and not watch.readable
+
+
+def test_adaptive_policy_switches_only_when_busy(monkeypatch) -> None:
+    if not blas._thread_switches():
+        pytest.skip("threadpoolctl sees no BLAS library")
+    clock = _FakeClock()
+    monkeypatch.setattr(blas, "_load", _watch(monkeypatch, clock, cpus=2))
+    monkeypatch.setattr(blas, "POLICY", "adaptive")
+    tc.set_num_threads(2)
+    mid = blas.BLAS_SINGLE_THREAD_MNK + 1
+    clock.step(0.2, own_cores=1.0, other_cores=0.0)
+    blas._load.busy(2)
+    clock.step(0.2, own_cores=1.0, other_cores=0.0)
+    with blas.gemm_threads(mid):
+        assert tc.get_num_threads() == 2  # idle: BLAS keeps its threads, no switch
+    clock.step(0.2, own_cores=1.0, other_cores=1.5)
+    with blas.gemm_threads(mid):
+        assert tc.get_num_threads() == 1  # busy: small products on one thread
+    with blas.gemm_threads(blas.SMALL_GEMM_MNK):
+        assert tc.get_num_threads() == 2  # large ones always keep the pool
+    monkeypatch.setattr(blas, "POLICY", "threads")
+    with blas.gemm_threads(mid):
+        assert tc.get_num_threads() == 2
+    assert tc.get_num_threads() == 2
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="Linux CPU counters only")
+def test_load_watch_detects_a_real_busy_process(monkeypatch) -> None:
+    """A busy loop in another process on every CPU we may use is seen within one interval."""
+    cpus = sorted(os.sched_getaffinity(0))
+    watch = blas._LoadWatch()
+    monkeypatch.setattr(blas, "LOAD_CHECK_SECONDS", 0.0)
+    code = "import time\nt = time.time()\nwhile time.time() - t < 3: pass\n"
+    hogs = [subprocess.Popen([sys.executable, "-c", code]) for _ in cpus]
+    try:
+        time.sleep(0.3)  # the hogs are running
+        watch.busy(len(cpus))
+        time.sleep(0.5)
+        assert watch.busy(len(cpus))
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()

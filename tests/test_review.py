@@ -54,7 +54,8 @@ _SMALL_MNK = blas.BLAS_SINGLE_THREAD_MNK + 1
 
 def test_blas_pool_restored_when_threads_interleave(monkeypatch) -> None:
     lib = _FakeBlas(4)
-    monkeypatch.setattr(blas, "_blas_libs", [lib])
+    monkeypatch.setattr(blas, "_switches", [(lib.get_num_threads, lib.set_num_threads)])
+    monkeypatch.setattr(blas, "POLICY", "single")
     a_entered, b_entered, a_exited = threading.Event(), threading.Event(), threading.Event()
 
     def first() -> None:
@@ -81,11 +82,12 @@ def test_blas_pool_restored_when_threads_interleave(monkeypatch) -> None:
     assert lib.n == 4
 
 
-def test_blas_pool_restored_after_exception() -> None:
+def test_blas_pool_restored_after_exception(monkeypatch) -> None:
     pytest.importorskip("threadpoolctl")
     if blas.get_num_threads() is None:
         pytest.skip("threadpoolctl cannot see numpy's BLAS")
     tc.set_num_threads(2)
+    monkeypatch.setattr(blas, "POLICY", "single")
     with pytest.raises(ZeroDivisionError), blas.gemm_threads(_SMALL_MNK):
         assert tc.get_num_threads() == 1
         1 / 0  # noqa: B018

@@ -1,14 +1,27 @@
-"""How many BLAS threads a GEMM gets: small products run on the calling thread only.
+"""How many BLAS threads a GEMM gets: small products avoid the other cores when they are busy.
 
 Why: numpy's OpenBLAS splits every GEMM above a tiny size (2**18 multiply-adds; 9,216 elements
-for a matrix-vector product) across all cores. On an idle machine
-that halves the time of even a 1 ms product, but as soon as another process keeps one core busy,
-each multi-threaded GEMM waits for its worker thread to be scheduled, and a small one becomes
-10-20x slower (measured here: the digits CNN trained at 6,400 images/s on an idle 2-core machine
-and at 355 images/s with one core busy elsewhere). A single-threaded small GEMM cannot stall
-that way and costs at most about 2x on an idle machine, i.e. a few hundred microseconds. So
-products with M*N*K below ``SMALL_GEMM_MNK`` run single-threaded; large ones keep every thread,
-where threading pays and a stall is small relative to the work.
+for a matrix-vector product) across all cores. On an idle machine that roughly halves the time
+of even a 0.2 ms product (the digits CNN's step: 4.5 ms with its convs on one thread, 4.0 ms
+on two). But as soon as another process keeps a core busy, each multi-threaded GEMM waits for
+its worker thread to be scheduled, and a small one becomes 10-20x slower (measured: the digits
+CNN trained at 6,400 images/s on an idle 2-core machine and at 355 images/s with one core busy
+elsewhere). A single-threaded small GEMM cannot stall that way.
+
+So the policy (``POLICY``, or the environment variable ``TINYGRAD_CONV_BLAS_POLICY``) is:
+
+* ``"adaptive"`` (default): products with M*N*K below ``SMALL_GEMM_MNK`` run single-threaded
+  only while *other processes* keep the cores this process may use busy, as read from the
+  kernel's CPU counters (Linux ``/proc/stat``, at most every ``LOAD_CHECK_SECONDS``, minus this
+  process's own CPU time). On an idle machine every GEMM keeps all of BLAS's threads and no
+  switch happens at all. Where the counters cannot be read, it behaves as ``"single"``.
+* ``"single"``: products below ``SMALL_GEMM_MNK`` always run single-threaded. OpenBLAS's 1- and
+  2-thread GEMMs round differently in the last bit, so this is the setting for results that
+  are bit-for-bit identical whatever else the machine is doing.
+* ``"threads"``: never switch (BLAS's own choice everywhere).
+
+Large products always keep every thread: there threading pays and a stall is small relative to
+the work.
 
 ``threadpoolctl`` finds the BLAS libraries; the switch itself then calls OpenBLAS's
 ``openblas_set_num_threads`` directly through ctypes (0.5 us, against 5 us through
@@ -18,12 +31,25 @@ libraries are switched through threadpoolctl. Without threadpoolctl this module 
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-#: Below this many multiply-adds (M*N*K) a GEMM runs on one thread. 0 disables the policy.
+_POLICIES = ("adaptive", "single", "threads")
+#: "adaptive", "single" or "threads" (see the module docstring).
+POLICY = os.environ.get("TINYGRAD_CONV_BLAS_POLICY", "adaptive").strip().lower() or "adaptive"
+if POLICY not in _POLICIES:
+    raise ValueError(f"TINYGRAD_CONV_BLAS_POLICY must be one of {_POLICIES}, got {POLICY!r}")
+
+#: Below this many multiply-adds (M*N*K) a GEMM may run on one thread. 0 disables the policy.
 SMALL_GEMM_MNK = 1 << 23
+#: How often the adaptive policy re-reads the machine's load, in seconds.
+LOAD_CHECK_SECONDS = 0.2
+#: Other processes keeping more than this many cores busy (beyond the cores BLAS does not
+#: need) make the adaptive policy go single-threaded.
+BUSY_CORES = 0.25
 
 #: OpenBLAS runs GEMMs of at most this many multiply-adds on the calling thread by itself
 #: (65536 * its GEMM_MULTITHREAD_THRESHOLD of 4). Verified on the benchmark machine: up to 2**18
@@ -87,8 +113,84 @@ def _thread_switches() -> list[tuple[Callable[[], int], Callable[[int], Any]]]:
     return _switches
 
 
+class _LoadWatch:
+    """Whether other processes keep the CPUs this process may run on busy (Linux only).
+
+    Every ``LOAD_CHECK_SECONDS`` at most: the busy time of our CPUs from ``/proc/stat`` over
+    the last interval, minus this process's own CPU time (all its threads, BLAS's included),
+    is the work of other processes (and of the hypervisor: "steal" counts as busy). More than
+    ``BUSY_CORES`` cores of it, beyond the cores our BLAS threads do not need, means a
+    multi-threaded GEMM would wait for a core.
+    """
+
+    def __init__(self) -> None:
+        self._cpus: set[int] | None = None
+        self._last: tuple[float, float, float] | None = None  # (wall, our CPU, busy CPU) seconds
+        self._busy = True  # until the first interval has been measured
+        self._checked = -1e9
+        self._tick = 100.0
+        self.readable = True
+
+    def _sample(self) -> tuple[float, float, float] | None:
+        try:
+            if self._cpus is None:
+                self._cpus = set(os.sched_getaffinity(0))
+                self._tick = float(os.sysconf("SC_CLK_TCK"))
+            with open("/proc/stat", "rb") as f:
+                text = f.read()
+        except (OSError, AttributeError, ValueError):
+            return None
+        busy = 0
+        for line in text.split(b"\n")[1:]:
+            if not line.startswith(b"cpu"):
+                break
+            name, *fields = line.split()
+            if int(name[3:]) in self._cpus:
+                # user nice system idle iowait irq softirq steal (guest is inside user)
+                v = [int(x) for x in fields[:8]]
+                busy += v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+        return time.monotonic(), time.process_time(), busy / self._tick
+
+    def busy(self, blas_threads: int) -> bool:
+        """True while other processes keep our cores busy (re-read at most every interval)."""
+        now = time.monotonic()
+        if now - self._checked < LOAD_CHECK_SECONDS or not self.readable:
+            return self._busy
+        self._checked = now
+        sample = self._sample()
+        if sample is None:
+            self.readable, self._busy = False, True
+            return True
+        if self._last is not None and sample[0] > self._last[0]:
+            wall = sample[0] - self._last[0]
+            others = (sample[2] - self._last[2]) - (sample[1] - self._last[1])
+            spare = max(len(self._cpus or ()) - blas_threads, 0)
+            self._busy = others / wall > spare + BUSY_CORES
+        self._last = sample
+        return self._busy
+
+
+_load = _LoadWatch()
+
+
+def _go_single(mnk: int, floor: int) -> bool:
+    """Whether a product of ``mnk`` multiply-adds should run on one thread under ``POLICY``."""
+    if not floor < mnk < SMALL_GEMM_MNK or POLICY == "threads":
+        return False
+    if POLICY == "single":
+        return True
+    switches = _thread_switches()
+    return bool(switches) and _load.busy(_saved_threads(switches))
+
+
+def _saved_threads(switches: list[tuple[Callable[[], int], Callable[[int], Any]]]) -> int:
+    """BLAS's thread count outside any single-threaded section."""
+    return _saved[0] if _active and _saved else switches[0][0]()
+
+
 class gemm_threads:  # noqa: N801 - used like a function in ``with`` statements
-    """Context manager: run the GEMMs inside on one thread when ``mnk`` < ``SMALL_GEMM_MNK``.
+    """Context manager: run the GEMMs inside on one thread when ``mnk`` < ``SMALL_GEMM_MNK``
+    and ``POLICY`` asks for it ("single"; "adaptive" while other processes keep the cores busy).
 
     Products OpenBLAS already keeps on one thread (``mnk`` <= ``BLAS_SINGLE_THREAD_MNK``, or
     ``BLAS_SINGLE_THREAD_GEMV`` for matrix-vector products) skip the switch.
@@ -102,7 +204,7 @@ class gemm_threads:  # noqa: N801 - used like a function in ``with`` statements
 
     def __init__(self, mnk: int, gemv: bool = False) -> None:
         floor = BLAS_SINGLE_THREAD_GEMV if gemv else BLAS_SINGLE_THREAD_MNK
-        self._libs = _thread_switches() if floor < mnk < SMALL_GEMM_MNK else ()
+        self._libs = _thread_switches() if _go_single(mnk, floor) else ()
         self._entered = False
 
     def __enter__(self) -> None:

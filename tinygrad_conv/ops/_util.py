@@ -41,9 +41,7 @@ def binary_operands(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:
     sa, sb = ta.data.shape, tb.data.shape
     for da, db in zip(reversed(sa), reversed(sb)):  # noqa: B905 - right-aligned, as NumPy
         if da != db and da != 1 and db != 1:
-            raise ValueError(
-                f"{op}: operands of shapes {sa} and {sb} cannot be broadcast together"
-            )
+            raise ValueError(f"{op}: operands of shapes {sa} and {sb} cannot be broadcast together")
     return ta, tb
 
 
