@@ -280,6 +280,49 @@ def test_both_window_layouts_match_reference(monkeypatch, max_run, block_bytes):
         )
 
 
+@pytest.mark.parametrize("direct_max", [0, 1 << 40], ids=["tap-adds", "direct-conv"])
+def test_stride1_input_gradient_both_ways(monkeypatch, direct_max):
+    """The stride-1 input gradient as GEMM + tap adds, or as a direct conv of the padded dy
+    (forced for every size, explicit pads and dilations included), against the loops."""
+    monkeypatch.setattr(conv_mod, "_KMAJOR_MAX_RUN", 0)
+    monkeypatch.setattr(conv_mod, "_KMAJOR_MAX_RUN_BACKPROP_INPUT", 0)
+    monkeypatch.setattr(conv_mod, "_DIRECT_MAX", direct_max)
+    rng = np.random.default_rng(5)
+    n_direct = 0
+    for _ in range(40):
+        kh, kw, dh, dw, cin, cout = (int(v) for v in rng.integers(1, 4, 6))
+        h, w = (int(v) for v in rng.integers(3, 10, 2))
+        padding = rng.choice(["SAME", "VALID", "explicit"])
+        if padding == "explicit":
+            padding = [[int(v) for v in rng.integers(0, 5, 2)] for _ in range(2)]
+        try:
+            geom = conv_geometry("c", (2, h, w, cin), (kh, kw, cin, cout), 1, padding, (dh, dw))
+        except ValueError:
+            continue
+        n_direct += conv_mod._full_geometry(geom) is not None
+        wt = rng.standard_normal((kh, kw, cin, cout))
+        dy = rng.standard_normal((2, *geom.output_hw, cout))
+        assert_close(
+            conv2d_backprop_input((2, h, w, cin), wt, dy, geom),
+            ref_backprop_input((2, h, w, cin), wt, dy, geom),
+        )
+    assert n_direct >= 15  # most geometries take the direct path when it is allowed
+
+
+def test_full_geometry_is_the_transposed_conv():
+    """The direct conv's geometry: pads (k-1)*d - top in front, output the forward's input."""
+    g = conv_geometry("conv2d", (2, 7, 9, 3), (3, 5, 3, 4), 1, "SAME", (1, 2))
+    full = conv_mod._full_geometry(g)
+    assert full.input_hw == (7, 9) and full.output_hw == (7, 9)
+    assert full.pads == ((1, 1), (4, 4)) and full.dilations == (1, 2)
+    assert (
+        conv_mod._full_geometry(conv_geometry("c", (1, 8, 8, 1), (3, 3, 1, 1), 2, "SAME")) is None
+    )
+    # a pad larger than the dilated kernel would need a crop of dy: not this path
+    big = conv_geometry("c", (1, 8, 8, 1), (3, 3, 1, 1), 1, [[3, 0], [0, 0]])
+    assert conv_mod._full_geometry(big) is None
+
+
 def test_block_plan_covers_everything():
     for n, ho, row_bytes in [(5, 7, 100), (3, 4, 600), (4, 9, 2000), (1, 1, 1), (0, 3, 10)]:
         covered = np.zeros((n, ho), dtype=int)

@@ -14,6 +14,9 @@ are just the view's strides) and copied once into a contiguous matrix. With W = 
                              window view" (col2im), as a loop over the kh*kw taps. With a
                              width stride > 1 the taps are added per stride phase of dx
                              instead (contiguous buffers, see ``_phase_backprop_input``).
+                             Small stride-1 cases run as the seed identity itself: a conv2d
+                             of dy padded to "full" with rot180(w), in/out swapped
+                             (``_full_geometry``): one window copy and one GEMM.
 
 Groups (G = Cin // filter_in_channels, as TF infers them) make each product a batched matmul over
 G: group g reads input channels [g*Cg, (g+1)*Cg) and writes outputs [g*Og, (g+1)*Og). The batched
@@ -697,6 +700,13 @@ def _backprop_input_into(
     if _kmajor(cin, kw, groups, max(_KMAJOR_MAX_RUN, _KMAJOR_MAX_RUN_BACKPROP_INPUT)):
         _kmajor_backprop_input(w.reshape(taps * cin, cout), dy, dx, geom, plan)
         return
+    full = _full_geometry(geom)
+    if full is not None and groups == 1 and n * h * dx.shape[2] * taps * cout * 4 <= _DIRECT_MAX:
+        # stride 1, small: dx = conv2d(dy padded to "full", rot180(w) with in/out swapped). One
+        # window copy and one GEMM straight into dx, instead of a GEMM and kh*kw tap adds
+        w_rot = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, 1, cin)
+        _conv2d_into(dy, w_rot.transpose(1, 0, 2), dx, full, _plan(full), 1, None)
+        return
     row_bytes = wo * taps * cin * dx.dtype.itemsize
     blocks = _blocks(n, ho, row_bytes, _BLOCK_BYTES)
     buf = np.empty(_block_rows(n, ho, row_bytes, _BLOCK_BYTES) * wo * taps * cin, dtype=dx.dtype)
@@ -726,6 +736,38 @@ def _backprop_input_into(
                 if tw is not None and (cover is None or (i, j) != (cover[0][0], cover[1][0])):
                     # dx[rows, cols this tap read] += the tap's (nb, hb, Wo, Cin) block
                     dxb[:, th[1], tw[1], :] += blk[i * kw + j, :, th[0], tw[0], :]
+
+
+# The stride-1 input gradient runs as a direct conv of the padded dy (``_full_geometry``) up to
+# this many bytes of its window matrix: fewer numpy calls than GEMM + kh*kw tap adds, which pays
+# for small batches (the digits CNN's conv2: 407 -> 321 us). Beyond it the tap adds are as fast
+# or faster (case (c) of benchmarks/README.md: 41 ms with tap adds, 47 ms direct).
+_DIRECT_MAX = 4 << 20
+
+
+@functools.lru_cache(maxsize=1024)
+def _full_geometry(geom: ConvGeometry) -> ConvGeometry | None:
+    """For a stride-1 conv, the geometry of its input gradient as a conv of dy, else None.
+
+    dx[ih] = sum_i dy[ih + top - i*d] w[i] (per axis). With i' = k-1-i that is a correlation of
+    dy, padded by lo = (k-1)*d - top in front, with the flipped filter: dx[ih] = sum_i'
+    dypad[ih + i'*d] w[k-1-i']. The back pad hi makes the output exactly H long. Both pads must
+    be >= 0 (pads larger than the dilated kernel would need a crop of dy instead: None).
+    """
+    if geom.strides != (1, 1):
+        return None
+    pads = []
+    for size, out, k, d, (top, _) in zip(
+        geom.input_hw, geom.output_hw, geom.kernel_hw, geom.dilations, geom.pads, strict=True
+    ):
+        lo = (k - 1) * d - top
+        hi = size - out - lo + (k - 1) * d
+        if lo < 0 or hi < 0:
+            return None
+        pads.append((lo, hi))
+    return ConvGeometry(
+        geom.output_hw, geom.kernel_hw, (1, 1), geom.dilations, (pads[0], pads[1]), geom.input_hw
+    )
 
 
 def _tap_blocks(
