@@ -214,13 +214,33 @@ def test_cross_entropy_label_types_and_float32() -> None:
     assert z.grad.dtype == np.float32
 
 
-def test_cross_entropy_is_one_node_and_its_backward_is_four_ops(rng) -> None:
-    """Fused like PyTorch's: one recorded node, whose backward calls softmax, sub, div, mul."""
+def test_cross_entropy_is_one_node_and_its_backward_is_one_op(rng) -> None:
+    """Fused like PyTorch's: one recorded node, whose backward is one cross_entropy_backward."""
     x = leaf(rng.standard_normal((4, 3)))
     loss = tc.cross_entropy(x, [0, 1, 2, 0])
     assert loss.grad_fn.name == "cross_entropy" and loss.grad_fn.inputs[0] is x
     loss.backward()
-    assert [call[0] for call in loss.grad_fn.backward_calls] == ["softmax", "sub", "div", "mul"]
+    assert [call[0] for call in loss.grad_fn.backward_calls] == ["cross_entropy_backward"]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_backward_node_is_differentiable_in_both_inputs(reduction, rng) -> None:
+    """The gradient node's own backward (d/d logits and d/d upstream gradient), by central
+    differences: what second derivatives of cross_entropy are made of."""
+    from tinygrad_conv.ops.loss import CrossEntropyBackward
+
+    z = leaf(rng.standard_normal((5, 4)))
+    g = leaf(rng.standard_normal(5) if reduction == "none" else np.array(rng.standard_normal()))
+    y = np.array([0, 3, 1, 1, 2])
+
+    def f(zt, gt):
+        return CrossEntropyBackward.apply(zt, gt, labels=y, reduction=reduction)
+
+    p = np.exp(np_log_softmax(z.data, 1))
+    scale = g.data[:, None] if reduction == "none" else g.data / (5 if reduction == "mean" else 1)
+    np.testing.assert_allclose(f(z, g).data, (p - np.eye(4)[y]) * scale, rtol=1e-12)
+    assert tc.gradcheck(f, [z, g])
+    assert tc.gradgradcheck(f, [z, g])
 
 
 def test_cross_entropy_keeps_its_own_copy_of_the_labels(rng) -> None:
