@@ -416,3 +416,33 @@ def test_linear_softmax_regression_learns(rng) -> None:
             b.data -= 1.0 * b.grad.data
     assert first == pytest.approx(np.log(2))
     assert loss.item() < 0.2
+
+
+@pytest.mark.parametrize("transpose_a", [False, True])
+@pytest.mark.parametrize("transpose_b", [False, True])
+@pytest.mark.parametrize("batch", [(), (2,)])
+def test_matmul_transpose_flags_and_their_gradients(transpose_a, transpose_b, batch, rng) -> None:
+    """MatMul's tf.matmul-style flags (what its backward uses instead of transpose nodes)."""
+    from tinygrad_conv.ops.matmul import MatMul
+
+    a_np = rng.standard_normal(batch + ((4, 3) if transpose_a else (3, 4)))
+    b_np = rng.standard_normal((5, 4) if transpose_b else (4, 5))
+
+    def f(a, b):
+        return MatMul.apply(a, b, transpose_a=transpose_a, transpose_b=transpose_b)
+
+    expected = (np.swapaxes(a_np, -1, -2) if transpose_a else a_np) @ (
+        b_np.T if transpose_b else b_np
+    )
+    np.testing.assert_allclose(f(leaf(a_np), leaf(b_np)).data, expected, rtol=1e-12)
+    assert tc.gradcheck(f, [leaf(a_np), leaf(b_np)])
+    assert tc.gradgradcheck(f, [leaf(a_np), leaf(b_np)])
+
+
+def test_matmul_backward_is_two_matmuls_without_transpose_nodes(rng) -> None:
+    x, w = leaf(rng.standard_normal((3, 4))), leaf(rng.standard_normal((4, 2)))
+    y = tc.matmul(x, w)
+    y.sum().backward()
+    assert [call[0] for call in y.grad_fn.backward_calls] == ["matmul_nt", "matmul_tn"]
+    np.testing.assert_allclose(x.grad.data, np.ones((3, 2)) @ w.data.T, rtol=1e-12)
+    np.testing.assert_allclose(w.grad.data, x.data.T @ np.ones((3, 2)), rtol=1e-12)

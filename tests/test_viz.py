@@ -188,7 +188,8 @@ def test_show_backward_before_and_after_backward(rng):
     bws = labels_of(after, "bw")
     matmul_w2 = [b for b in bws if "= d w2" in b]
     assert len(matmul_w2) == 1
-    assert "matmul((5, 4), (4, 2)) -> (5, 2)  = d w2" in matmul_w2[0]
+    # d w2 = x^T @ g: one matmul reading x (4, 5) transposed
+    assert "matmul_tn((4, 5), (4, 2)) -> (5, 2)  = d w2" in matmul_w2[0]
     assert any(
         "backward of relu called:\nmul((4, 5), (4, 5)) -> (4, 5)  = d input" == b for b in bws
     )

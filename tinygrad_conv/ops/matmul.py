@@ -14,16 +14,30 @@ from tinygrad_conv.tensor import Tensor
 
 
 class MatMul(Function):
-    """z = a @ b;  dz/da = g @ b^T,  dz/db = a^T @ g (batch axes summed back by the engine).
+    """z = op(a) @ op(b), op = swap of the last two axes where ``transpose_a`` / ``transpose_b``
+    (tf.matmul's flags; the public ``matmul`` never sets them, backward does).
 
-    A 1-D ``a`` acts as a row [1,K] and a 1-D ``b`` as a column [K,1]; the extra axis is added to
-    ``g`` for the products and removed again from the results.
+    Plain z = a @ b:  dz/da = g @ b^T,  dz/db = a^T @ g (batch axes summed back by the engine).
+    The transposes are flags of the backward's own matmuls, not separate nodes: BLAS reads the
+    transposed operand in place. A 1-D ``a`` acts as a row [1,K] and a 1-D ``b`` as a column
+    [K,1]; the extra axis is added to ``g`` for the products and removed again from the results.
     """
 
     op_name = "matmul"
 
+    @property
+    def name(self) -> str:
+        """ "matmul", or BLAS's "matmul_tn" / "matmul_nt" / "matmul_tt" when an operand is used
+        transposed (so drawings of backward read right: the shapes shown are the inputs')."""
+        ta, tb = self.attrs.get("transpose_a", False), self.attrs.get("transpose_b", False)
+        return "matmul" if not (ta or tb) else f"matmul_{'nt'[ta]}{'nt'[tb]}"
+
     @staticmethod
-    def forward(ctx, a, b):
+    def forward(ctx, a, b, *, transpose_a: bool = False, transpose_b: bool = False):
+        if transpose_a:
+            a = np.swapaxes(a, -1, -2)
+        if transpose_b:
+            b = np.swapaxes(b, -1, -2)
         # multiply-adds: the result's size times the contracted length
         mnk = (
             int(np.prod(np.broadcast_shapes(a.shape[:-2], b.shape[:-2])))
@@ -39,6 +53,21 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.inputs
+        ta, tb = ctx.attrs.get("transpose_a", False), ctx.attrs.get("transpose_b", False)
+        need_a, need_b = ctx.needs_input_grad
+        if a.ndim >= 2 and b.ndim >= 2:
+            # z = A @ B with A = op(a), B = op(b): dA = g @ B^T, dB = A^T @ g, and da = dA (or
+            # dA^T where a was transposed); each case is one matmul with flags (as TF's MatMulGrad)
+            mm = MatMul.apply
+            if not ta:
+                ga = mm(g, b, transpose_b=not tb) if need_a else None
+            else:
+                ga = mm(b, g, transpose_a=tb, transpose_b=True) if need_a else None
+            if not tb:
+                gb = mm(a, g, transpose_a=not ta) if need_b else None
+            else:
+                gb = mm(g, a, transpose_a=True, transpose_b=ta) if need_b else None
+            return ga, gb
         a2 = unsqueeze(a, 0) if a.ndim == 1 else a
         b2 = unsqueeze(b, -1) if b.ndim == 1 else b
         g2 = g
@@ -47,11 +76,11 @@ class MatMul(Function):
         if b.ndim == 1:
             g2 = unsqueeze(g2, -1)
         ga = gb = None
-        if ctx.needs_input_grad[0]:
+        if need_a:
             ga = g2 @ swapaxes(b2, -1, -2)
             if a.ndim == 1:  # [..., 1, K] -> [..., K]; leading batch axes are summed by the engine
                 ga = reshape(ga, ga.shape[:-2] + ga.shape[-1:])
-        if ctx.needs_input_grad[1]:
+        if need_b:
             gb = swapaxes(a2, -1, -2) @ g2
             if b.ndim == 1:  # [..., K, 1] -> [..., K]
                 gb = reshape(gb, gb.shape[:-1])
