@@ -126,7 +126,9 @@ class _LoadWatch:
     def __init__(self) -> None:
         self._cpus: set[int] | None = None
         self._last: tuple[float, float, float] | None = None  # (wall, our CPU, busy CPU) seconds
-        self._busy = True  # until the first interval has been measured
+        # Until the first interval has been measured: idle. A short script (a benchmark, a few
+        # steps) then gets the threads, and a wrong guess on a busy machine costs one interval.
+        self._busy = False
         self._checked = -1e9
         self._tick = 100.0
         self.readable = True
