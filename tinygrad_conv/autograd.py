@@ -137,7 +137,9 @@ def _run(
             for inp, gi, need in zip(inputs, in_grads, node.needs_input_grad, strict=True):
                 if not need or gi is None:
                     continue
-                gi = _fit_to_input(gi, inp, node)
+                gd, xd = gi.data, inp.data
+                if gd.shape != xd.shape or gd.dtype != xd.dtype:  # (fast path: nothing to fit)
+                    gi = _fit_to_input(gi, inp, node)
                 key = id(inp)
                 grads[key] = grads[key] + gi if key in grads else gi
                 if inp._ctx is None:

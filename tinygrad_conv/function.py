@@ -117,32 +117,30 @@ class Function:
         A node is recorded only when grad mode is on and at least one input requires grad.
         """
         tensors = tuple([x if isinstance(x, _Tensor) else _Tensor(x) for x in inputs])
-        record = False
-        if grad_mode._grad_enabled:
-            for t in tensors:
-                if t.requires_grad:
-                    record = True
-                    break
+        needs = tuple([t.requires_grad for t in tensors])
+        record = grad_mode._grad_enabled and True in needs
         ctx = cls.__new__(cls)
-        ctx.attrs = attrs
-        ctx.needs_input_grad = (
-            tuple([t.requires_grad for t in tensors]) if record else (False,) * len(tensors)
-        )
-        ctx.backward_calls = []
-        ctx.released = False
-        ctx._saved = ()
+        # one dict instead of six attribute writes: apply runs for every op of every step
+        ctx.__dict__ = {
+            "attrs": attrs,
+            "needs_input_grad": needs if record else (False,) * len(tensors),
+            "backward_calls": [],
+            "released": False,
+            "_saved": (),
+        }
         out_data = cls.forward(ctx, *[t.data for t in tensors], **attrs)
         if type(out_data) is not np.ndarray:
             out_data = np.asarray(out_data)
         out = _Tensor._from_op(out_data, record)
         if record:
-            ctx.inputs = tensors
-            ctx._output_ref = weakref.ref(out)
-            ctx.scope = _scope._current  # the modules being called, for drawings by module
+            d = ctx.__dict__
+            d["inputs"] = tensors
+            d["_output_ref"] = weakref.ref(out)
+            d["scope"] = _scope._current  # the modules being called, for drawings by module
             out._ctx = ctx
         if _running_backward is not None:
             _running_backward.backward_calls.append(
-                (ctx.name, tuple([t.shape for t in tensors]), out.shape)
+                (ctx.name, tuple([t.data.shape for t in tensors]), out_data.shape)
             )
         return out
 

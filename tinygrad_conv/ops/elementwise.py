@@ -50,9 +50,10 @@ class Mul(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.inputs
+        # Mul.apply directly: the operands are Tensors already, broadcasting is known to work
         return (
-            g * b if ctx.needs_input_grad[0] else None,
-            g * a if ctx.needs_input_grad[1] else None,
+            Mul.apply(g, b) if ctx.needs_input_grad[0] else None,
+            Mul.apply(g, a) if ctx.needs_input_grad[1] else None,
         )
 
 
@@ -235,7 +236,8 @@ class ReLU(Function):
 
     @staticmethod
     def backward(ctx, g):
-        return g * constant(ctx.inputs[0].data > 0)  # bool mask: numpy casts it in the multiply
+        # bool mask: numpy casts it in the multiply
+        return Mul.apply(g, constant(ctx.inputs[0].data > 0))
 
 
 class LeakyReLU(Function):
