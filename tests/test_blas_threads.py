@@ -176,6 +176,10 @@ def test_adaptive_policy_switches_only_when_busy(monkeypatch) -> None:
     clock.step(0.2, own_cores=1.0, other_cores=0.0)
     with blas.gemm_threads(mid):
         assert tc.get_num_threads() == 2  # idle: BLAS keeps its threads, no switch
+    with blas.gemm_threads(mid, cols=blas.NARROW_GEMM_COLS):
+        assert tc.get_num_threads() == 2
+    with blas.gemm_threads(mid, cols=blas.NARROW_GEMM_COLS - 1):
+        assert tc.get_num_threads() == 1  # narrow, memory-bound products: one thread even idle
     clock.step(0.2, own_cores=1.0, other_cores=1.5)
     with blas.gemm_threads(mid):
         assert tc.get_num_threads() == 1  # busy: small products on one thread
@@ -204,3 +208,19 @@ def test_load_watch_detects_a_real_busy_process(monkeypatch) -> None:
         for h in hogs:
             h.kill()
             h.wait()
+
+
+def test_conv_passes_its_output_columns_to_the_policy(monkeypatch) -> None:
+    """A 1 -> 6 channel conv (case (a)) is narrow: single-threaded under the adaptive policy."""
+    seen: list[int | None] = []
+    real = blas.gemm_threads.__init__
+
+    def spy(self, mnk, gemv=False, cols=None):
+        seen.append(cols)
+        real(self, mnk, gemv, cols)
+
+    monkeypatch.setattr(blas.gemm_threads, "__init__", spy)
+    x = tc.tensor(np.ones((2, 8, 8, 4)), requires_grad=True)
+    w = tc.tensor(np.ones((3, 3, 2, 6)), requires_grad=True)  # 2 groups of 3 output channels
+    tc.conv2d(x, w, 1, "SAME").sum().backward()
+    assert seen[:3] == [3, 3, 3]  # conv2d, then both gradients: Cout per group

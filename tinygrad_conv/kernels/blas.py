@@ -45,6 +45,12 @@ if POLICY not in _POLICIES:
 
 #: Below this many multiply-adds (M*N*K) a GEMM may run on one thread. 0 disables the policy.
 SMALL_GEMM_MNK = 1 << 23
+#: Products writing fewer output columns than this (a conv's Cout per group) stay on one thread
+#: under the adaptive policy even when the machine is idle: they are memory-bound, and a second
+#: thread only adds its hand-off (case (a) of benchmarks/README.md, 1 -> 6 channels: forward
+#: 1.1 ms on one thread, 1.5-1.8 ms on two; the digits CNN's conv1, 1 -> 16 channels, is faster
+#: on two: 344 against 383 us forward and backward).
+NARROW_GEMM_COLS = 8
 #: How often the adaptive policy re-reads the machine's load, in seconds.
 LOAD_CHECK_SECONDS = 0.2
 #: Other processes keeping more than this many cores busy (beyond the cores BLAS does not
@@ -175,11 +181,12 @@ class _LoadWatch:
 _load = _LoadWatch()
 
 
-def _go_single(mnk: int, floor: int) -> bool:
-    """Whether a product of ``mnk`` multiply-adds should run on one thread under ``POLICY``."""
+def _go_single(mnk: int, floor: int, cols: int | None) -> bool:
+    """Whether a product of ``mnk`` multiply-adds (``cols`` output columns, if known) should
+    run on one thread under ``POLICY``."""
     if not floor < mnk < SMALL_GEMM_MNK or POLICY == "threads":
         return False
-    if POLICY == "single":
+    if POLICY == "single" or (cols is not None and cols < NARROW_GEMM_COLS):
         return True
     switches = _thread_switches()
     return bool(switches) and _load.busy(_saved_threads(switches))
@@ -200,13 +207,15 @@ class gemm_threads:  # noqa: N801 - used like a function in ``with`` statements
     Args:
         mnk: multiply-adds of the largest product inside (M*N*K, times the batch for batched ones).
         gemv: the product is a matrix-vector one (OpenBLAS threads those from a lower size).
+        cols: output columns of the product (a conv's Cout per group), when known: narrow
+            products (< ``NARROW_GEMM_COLS``) stay single-threaded under "adaptive" too.
     """
 
     __slots__ = ("_libs", "_entered")
 
-    def __init__(self, mnk: int, gemv: bool = False) -> None:
+    def __init__(self, mnk: int, gemv: bool = False, cols: int | None = None) -> None:
         floor = BLAS_SINGLE_THREAD_GEMV if gemv else BLAS_SINGLE_THREAD_MNK
-        self._libs = _thread_switches() if _go_single(mnk, floor) else ()
+        self._libs = _thread_switches() if _go_single(mnk, floor, cols) else ()
         self._entered = False
 
     def __enter__(self) -> None:

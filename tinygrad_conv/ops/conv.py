@@ -41,10 +41,12 @@ _TO_NHWC = (0, 2, 3, 1)
 _TO_NCHW = (0, 3, 1, 2)
 
 
-def _gemm_size(batch: int, w_shape: tuple[int, ...], geom: ConvGeometry) -> int:
-    """Multiply-adds of the conv's GEMM: N*Ho*Wo * kh*kw*Cin/groups * Cout (all three nodes)."""
+def _conv_threads(batch: int, in_channels: int, w_shape: Any, geom: ConvGeometry) -> gemm_threads:
+    """The BLAS thread policy for the conv's GEMM (the same for all three nodes): its size
+    N*Ho*Wo * kh*kw*Cin/groups * Cout and its output columns Cout/groups."""
     kh, kw, cg, cout = w_shape
-    return batch * geom.output_hw[0] * geom.output_hw[1] * kh * kw * cg * cout
+    mnk = batch * geom.output_hw[0] * geom.output_hw[1] * kh * kw * cg * cout
+    return gemm_threads(mnk, cols=cout // max(in_channels // cg, 1))
 
 
 class Conv2D(Function):
@@ -55,7 +57,7 @@ class Conv2D(Function):
 
     @staticmethod
     def forward(ctx, x, w, *, geom: ConvGeometry, padding: Any = None):
-        with gemm_threads(_gemm_size(x.shape[0], w.shape, geom)):
+        with _conv_threads(x.shape[0], x.shape[3], w.shape, geom):
             return Conv2D._forward(ctx, x, w, geom)
 
     @staticmethod
@@ -99,7 +101,7 @@ class Conv2DBackpropInput(Function):
 
     @staticmethod
     def forward(ctx, w, dy, *, input_shape, geom: ConvGeometry, padding: Any = None):
-        with gemm_threads(_gemm_size(dy.shape[0], w.shape, geom)):
+        with _conv_threads(dy.shape[0], input_shape[3], w.shape, geom):
             return K.conv2d_backprop_input(input_shape, w, dy, geom)
 
     @staticmethod
@@ -127,7 +129,7 @@ class Conv2DBackpropFilter(Function):
 
     @staticmethod
     def forward(ctx, x, dy, *, filter_shape, geom: ConvGeometry, cols=None, padding: Any = None):
-        with gemm_threads(_gemm_size(x.shape[0], filter_shape, geom)):
+        with _conv_threads(x.shape[0], x.shape[3], filter_shape, geom):
             return K.conv2d_backprop_filter(x, filter_shape, dy, geom, cols=cols)
 
     @staticmethod
