@@ -7,6 +7,7 @@ getitem <-> scatter-add, pad <-> slice, concatenate <-> slices, stack <-> index.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -166,7 +167,7 @@ def reshape(a: Any, shape: int | Sequence[int]) -> Tensor:
     shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(int(s) for s in shape)
     if shape == t.shape:
         return t
-    known = int(np.prod([s for s in shape if s != -1]))
+    known = math.prod([s for s in shape if s != -1])  # (np.prod on a list: ~8 us more)
     ok = shape.count(-1) <= 1 and all(s >= -1 for s in shape)
     ok = ok and (known == t.size if -1 not in shape else known > 0 and t.size % known == 0)
     if not ok:

@@ -6,6 +6,7 @@ Backward of a reduction broadcasts the gradient back over the reduced axes: resh
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -50,7 +51,7 @@ class Mean(Function):
     def backward(ctx, g):
         shape = ctx.inputs[0].shape
         axes = ctx.attrs["axes"]
-        n = int(np.prod([shape[i] for i in axes])) if axes else 1
+        n = math.prod([shape[i] for i in axes]) if axes else 1
         return _expand(g, shape, axes) / n
 
 
@@ -153,7 +154,7 @@ def var(
     axes = normalize_axes("var", axis, t.ndim)
     if t.ndim == 0:
         axes = ()  # as in _reduce
-    n = int(np.prod([t.shape[i] for i in axes])) if axes else 1
+    n = math.prod([t.shape[i] for i in axes]) if axes else 1
     if n - ddof <= 0:
         raise ValueError(f"var: {n} elements over axis {axis} with ddof={ddof} leave no degree")
     d = t - mean(t, axes, keepdims=True)
