@@ -165,7 +165,7 @@ def _check_rank(op: str, name: str, t: Tensor) -> None:
 
 def _float_dtypes(op: str, *named: tuple[str, Tensor]) -> None:
     for name, t in named:
-        if not np.issubdtype(t.dtype, np.floating):
+        if t.data.dtype.kind != "f":  # (np.issubdtype costs ~1 us per call)
             raise TypeError(f"{op}: {name} must be a float tensor, got dtype {t.dtype}")
 
 
