@@ -67,6 +67,14 @@ def sum_to_shape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     contiguous float array, the sum is one GEMV ``ones(M) @ a.reshape(M, -1)``.
     """
     lead = a.ndim - len(shape)
+    if (  # fast path for the common case (a bias gradient): only leading axes are summed
+        lead > 0
+        and a.shape[lead:] == shape
+        and a.dtype in _BLAS_FLOATS
+        and a.flags.c_contiguous
+        and a.size
+    ):
+        return _sum_leading(a, a.size // math.prod(shape), shape)
     axes = tuple(range(lead)) + tuple(
         lead + i for i, s in enumerate(shape) if s == 1 and a.shape[lead + i] != 1
     )
@@ -80,8 +88,16 @@ def sum_to_shape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         and a.flags.c_contiguous
         and a.size
     ):
-        m = math.prod(a.shape[:k])
-        rows, ones = a.reshape(m, a.size // m), _cached(_ones_buffers, 1, a.dtype, m)
-        with gemm_threads(rows.size, gemv=True):  # small ones on one thread, as every GEMM
-            return (ones @ rows).reshape(shape)
+        return _sum_leading(a, math.prod(a.shape[:k]), shape)
     return np.sum(a, axis=axes, keepdims=True).reshape(shape)
+
+
+_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _sum_leading(a: np.ndarray, m: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Sum of the C-contiguous float32/64 ``a`` over its leading axes (``m`` rows in all), as
+    the GEMV ones(m) @ a.reshape(m, -1)."""
+    rows, ones = a.reshape(m, a.size // m), _cached(_ones_buffers, 1, a.dtype, m)
+    with gemm_threads(rows.size, gemv=True):  # small ones on one thread, as every GEMM
+        return (ones @ rows).reshape(shape)
