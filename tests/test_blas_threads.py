@@ -224,3 +224,45 @@ def test_conv_passes_its_output_columns_to_the_policy(monkeypatch) -> None:
     w = tc.tensor(np.ones((3, 3, 2, 6)), requires_grad=True)  # 2 groups of 3 output channels
     tc.conv2d(x, w, 1, "SAME").sum().backward()
     assert seen[:3] == [3, 3, 3]  # conv2d, then both gradients: Cout per group
+
+
+def _fake_proc_stat(monkeypatch: pytest.MonkeyPatch, text: bytes, cpus: set[int]) -> None:
+    import io
+
+    monkeypatch.setattr(blas, "open", lambda *a, **k: io.BytesIO(text), raising=False)
+    monkeypatch.setattr(blas.os, "sched_getaffinity", lambda pid: cpus)
+
+
+@pytest.mark.parametrize(
+    ("text", "cpus"),
+    [
+        (b"cpu  1 2 3 4\ncpu0 1 2 3\n", {0}),  # a cpu line with too few fields
+        (b"cpu  1 2 3 4 5 6 7 8\ncpu0 1 2 3 4 5 6 7 8\ncpu1 1 2 3 4 5 6 7 8\n", {6, 7}),
+        (b"cpu  1 2 3 4 5 6 7 8\ncpuX 1 2 3 4 5 6 7 8\n", {0}),
+    ],
+    ids=["short-line", "renumbered-cpus", "garbage"],
+)
+def test_load_watch_falls_back_to_single_on_odd_counters(monkeypatch, text, cpus) -> None:
+    """Counters it cannot trust make the watch answer busy (the "single" policy), never raise."""
+    _fake_proc_stat(monkeypatch, text, cpus)
+    monkeypatch.setattr(blas, "LOAD_CHECK_SECONDS", 0.0)
+    watch = blas._LoadWatch()
+    assert watch.busy(2) and not watch.readable
+
+
+def test_load_watch_reads_wellformed_counters(monkeypatch) -> None:
+    text = b"cpu  9 9 9 9 9 9 9 9\ncpu0 100 0 50 900 0 0 0 0\ncpu1 100 0 50 900 0 0 0 0\nintr 1\n"
+    _fake_proc_stat(monkeypatch, text, {0, 1})
+    watch = blas._LoadWatch()
+    wall, own, busy = watch._sample()
+    assert busy == pytest.approx(300 / watch._tick) and watch.readable
+
+
+def test_invalid_policy_environment_warns_and_uses_adaptive() -> None:
+    code = "import tinygrad_conv.kernels.blas as b; print(b.POLICY)"
+    env = {**os.environ, "TINYGRAD_CONV_BLAS_POLICY": "off"}
+    out = subprocess.run(
+        [sys.executable, "-W", "always", "-c", code], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "adaptive"
+    assert "TINYGRAD_CONV_BLAS_POLICY must be one of" in out.stderr

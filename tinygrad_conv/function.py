@@ -159,7 +159,7 @@ def _holds_array(value: Any) -> bool:
     if type(value) is np.ndarray:
         return True
     if type(value) in (tuple, list):
-        return any(type(v) in (np.ndarray, tuple, list) and _holds_array(v) for v in value)
+        return any(isinstance(v, (np.ndarray, tuple, list)) and _holds_array(v) for v in value)
     return isinstance(value, np.ndarray)
 
 

@@ -34,14 +34,20 @@ from __future__ import annotations
 import os
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 _POLICIES = ("adaptive", "single", "threads")
 #: "adaptive", "single" or "threads" (see the module docstring).
 POLICY = os.environ.get("TINYGRAD_CONV_BLAS_POLICY", "adaptive").strip().lower() or "adaptive"
-if POLICY not in _POLICIES:
-    raise ValueError(f"TINYGRAD_CONV_BLAS_POLICY must be one of {_POLICIES}, got {POLICY!r}")
+if POLICY not in _POLICIES:  # a typo must not make the package unimportable
+    warnings.warn(
+        f"TINYGRAD_CONV_BLAS_POLICY must be one of {_POLICIES}, got {POLICY!r}: using 'adaptive'",
+        RuntimeWarning,
+        stacklevel=2,
+    )
+    POLICY = "adaptive"
 
 #: Below this many multiply-adds (M*N*K) a GEMM may run on one thread. 0 disables the policy.
 SMALL_GEMM_MNK = 1 << 23
@@ -126,7 +132,10 @@ class _LoadWatch:
     the last interval, minus this process's own CPU time (all its threads, BLAS's included),
     is the work of other processes (and of the hypervisor: "steal" counts as busy). More than
     ``BUSY_CORES`` cores of it, beyond the cores our BLAS threads do not need, means a
-    multi-threaded GEMM would wait for a core.
+    multi-threaded GEMM would wait for a core. Threads of this process (a data loader, say)
+    count as its own time, so they are not seen as competition. Counters that cannot be read
+    or do not match (a virtualised ``/proc/stat`` whose CPU numbers are not our affinity's)
+    make it answer "busy" for good, i.e. the "single" policy.
     """
 
     def __init__(self) -> None:
@@ -138,25 +147,30 @@ class _LoadWatch:
         self._checked = -1e9
         self._tick = 100.0
         self.readable = True
+        self._sampling = threading.Lock()  # one sampler at a time (others use the last answer)
 
     def _sample(self) -> tuple[float, float, float] | None:
+        """(wall, own CPU, busy CPU of our cores) in seconds, or None if unreadable."""
         try:
             if self._cpus is None:
                 self._cpus = set(os.sched_getaffinity(0))
                 self._tick = float(os.sysconf("SC_CLK_TCK"))
             with open("/proc/stat", "rb") as f:
                 text = f.read()
-        except (OSError, AttributeError, ValueError):
+            busy, matched = 0, 0
+            for line in text.split(b"\n")[1:]:
+                if not line.startswith(b"cpu"):
+                    break
+                name, *fields = line.split()
+                if int(name[3:]) in self._cpus:
+                    # user nice system idle iowait irq softirq steal (guest is inside user)
+                    v = [int(x) for x in fields[:8]]
+                    busy += v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+                    matched += 1
+        except (OSError, AttributeError, ValueError, IndexError):
             return None
-        busy = 0
-        for line in text.split(b"\n")[1:]:
-            if not line.startswith(b"cpu"):
-                break
-            name, *fields = line.split()
-            if int(name[3:]) in self._cpus:
-                # user nice system idle iowait irq softirq steal (guest is inside user)
-                v = [int(x) for x in fields[:8]]
-                busy += v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+        if matched != len(self._cpus):  # renumbered or partial counters: cannot tell
+            return None
         return time.monotonic(), time.process_time(), busy / self._tick
 
     def busy(self, blas_threads: int) -> bool:
@@ -164,18 +178,23 @@ class _LoadWatch:
         now = time.monotonic()
         if now - self._checked < LOAD_CHECK_SECONDS or not self.readable:
             return self._busy
-        self._checked = now
-        sample = self._sample()
-        if sample is None:
-            self.readable, self._busy = False, True
-            return True
-        if self._last is not None and sample[0] > self._last[0]:
-            wall = sample[0] - self._last[0]
-            others = (sample[2] - self._last[2]) - (sample[1] - self._last[1])
-            spare = max(len(self._cpus or ()) - blas_threads, 0)
-            self._busy = others / wall > spare + BUSY_CORES
-        self._last = sample
-        return self._busy
+        if not self._sampling.acquire(blocking=False):
+            return self._busy  # another thread is sampling right now
+        try:
+            self._checked = now
+            sample = self._sample()
+            if sample is None:
+                self.readable, self._busy = False, True
+                return True
+            if self._last is not None and sample[0] > self._last[0]:
+                wall = sample[0] - self._last[0]
+                others = (sample[2] - self._last[2]) - (sample[1] - self._last[1])
+                spare = max(len(self._cpus or ()) - blas_threads, 0)
+                self._busy = others / wall > spare + BUSY_CORES
+            self._last = sample
+            return self._busy
+        finally:
+            self._sampling.release()
 
 
 _load = _LoadWatch()
@@ -193,8 +212,10 @@ def _go_single(mnk: int, floor: int, cols: int | None) -> bool:
 
 
 def _saved_threads(switches: list[tuple[Callable[[], int], Callable[[int], Any]]]) -> int:
-    """BLAS's thread count outside any single-threaded section."""
-    return _saved[0] if _active and _saved else switches[0][0]()
+    """BLAS's thread count outside any single-threaded section (under the switch's lock, so
+    never the 1 of a section being entered or left by another thread)."""
+    with _lock:
+        return _saved[0] if _active and _saved else switches[0][0]()
 
 
 class gemm_threads:  # noqa: N801 - used like a function in ``with`` statements

@@ -701,7 +701,8 @@ def _backprop_input_into(
         _kmajor_backprop_input(w.reshape(taps * cin, cout), dy, dx, geom, plan)
         return
     full = _full_geometry(geom)
-    if full is not None and groups == 1 and n * h * dx.shape[2] * taps * cout * 4 <= _DIRECT_MAX:
+    window_bytes = n * h * dx.shape[2] * taps * cout * dx.dtype.itemsize
+    if full is not None and groups == 1 and window_bytes <= _DIRECT_MAX:
         # stride 1, small: dx = conv2d(dy padded to "full", rot180(w) with in/out swapped). One
         # window copy and one GEMM straight into dx, instead of a GEMM and kh*kw tap adds
         w_rot = np.ascontiguousarray(w[::-1, ::-1].transpose(0, 1, 3, 2)).reshape(-1, 1, cin)
