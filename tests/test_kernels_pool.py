@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tinygrad_conv.kernels import pool as pool_mod
 from tinygrad_conv.kernels.padding import ConvGeometry, pool_geometry
 from tinygrad_conv.kernels.pool import (
     avg_pool2d,
@@ -605,3 +606,26 @@ def test_pool_nchw_and_4forms_against_tensorflow(tf):
     np.testing.assert_array_equal(max_pool2d(x, geom)[0], y_tf)
     a_tf = tf.nn.avg_pool2d(xt, [1, 3, 2, 1], [1, 2, 3, 1], "SAME").numpy()
     np.testing.assert_allclose(avg_pool2d(x, geom), a_tf, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("window", [(2, 2), (3, 3), (2, 3), (1, 2)])
+@pytest.mark.parametrize("channels", [1, 16, 40])
+def test_tiling_backprop_broadcast_and_per_tap_agree(monkeypatch, window, channels):
+    """The one-broadcast backprop for tiling windows and the per-tap loop give the same dx,
+    with many ties (small integer values) so the first-maximum rule matters."""
+    rng = np.random.default_rng(channels)
+    kh, kw = window
+    x = rng.integers(0, 3, (3, 2 * kh, 3 * kw, channels)).astype(np.float32)
+    geom = pool_geometry("max_pool2d", x.shape, window, window, "VALID")
+    y, argmax = max_pool2d(x, geom)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    results = []
+    for broadcast in (True, False):
+        monkeypatch.setattr(pool_mod, "_BROADCAST_MIN_RUN", 1 if broadcast else 10**9)
+        monkeypatch.setattr(pool_mod, "_BROADCAST_MAX_SIZE", 10**9 if broadcast else 0)
+        results.append(max_pool2d_backprop(x.shape, argmax, dy, geom))
+    np.testing.assert_array_equal(results[0], results[1])
+    # each output's dy lands on exactly one element of its window: the first maximum
+    dx = results[0].reshape(3, 2, kh, 3, kw, channels)
+    np.testing.assert_array_equal(dx.sum(axis=(2, 4)), dy)
+    assert ((dx != 0).sum(axis=(2, 4)) <= 1).all()
