@@ -14,7 +14,8 @@ So the policy (``POLICY``, or the environment variable ``TINYGRAD_CONV_BLAS_POLI
   only while *other processes* keep the cores this process may use busy, as read from the
   kernel's CPU counters (Linux ``/proc/stat``, at most every ``LOAD_CHECK_SECONDS``, minus this
   process's own CPU time). On an idle machine every GEMM keeps all of BLAS's threads and no
-  switch happens at all. Where the counters cannot be read, it behaves as ``"single"``.
+  switch happens at all, except for narrow products (``NARROW_GEMM_COLS``), which are faster
+  on one thread anyway. Where the counters cannot be read, it behaves as ``"single"``.
 * ``"single"``: products below ``SMALL_GEMM_MNK`` always run single-threaded. OpenBLAS's 1- and
   2-thread GEMMs round differently in the last bit, so this is the setting for results that
   are bit-for-bit identical whatever else the machine is doing.
@@ -24,9 +25,9 @@ Large products always keep every thread: there threading pays and a stall is sma
 the work.
 
 ``threadpoolctl`` finds the BLAS libraries; the switch itself then calls OpenBLAS's
-``openblas_set_num_threads`` directly through ctypes (0.5 us, against 5 us through
-threadpoolctl's wrappers, which matters on a training step with a dozen switches). Other BLAS
-libraries are switched through threadpoolctl. Without threadpoolctl this module does nothing.
+``openblas_set_num_threads`` directly through ctypes (a switch to one thread and back costs
+6.6 us this way, 11 us through threadpoolctl's wrappers). Other BLAS libraries are switched
+through threadpoolctl. Without threadpoolctl this module does nothing.
 """
 
 from __future__ import annotations
