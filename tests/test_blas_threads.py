@@ -145,22 +145,22 @@ def _watch(monkeypatch: pytest.MonkeyPatch, clock: _FakeClock, cpus: int) -> bla
 def test_load_watch_sees_other_processes_not_its_own(monkeypatch) -> None:
     clock = _FakeClock()
     watch = _watch(monkeypatch, clock, cpus=2)
-    assert not watch.busy(2)  # no interval measured yet: optimistic
+    assert not watch.busy(lambda: 2)  # no interval measured yet: optimistic
     clock.step(0.2, own_cores=2.0, other_cores=0.0)  # our own two BLAS threads: idle machine
-    assert not watch.busy(2)
+    assert not watch.busy(lambda: 2)
     clock.step(0.2, own_cores=1.0, other_cores=1.0)  # another process holds a core
-    assert watch.busy(2)
+    assert watch.busy(lambda: 2)
     clock.step(0.2, own_cores=1.0, other_cores=0.1)  # background noise only
-    assert not watch.busy(2)
+    assert not watch.busy(lambda: 2)
     clock.step(0.2, own_cores=1.0, other_cores=1.0)
-    assert not watch.busy(1)  # one BLAS thread on two cores: a busy core does not matter
+    assert not watch.busy(lambda: 1)  # one BLAS thread on two cores: a busy core does not matter
 
 
 def test_load_watch_is_busy_when_proc_stat_is_unreadable(monkeypatch) -> None:
     watch = blas._LoadWatch()
     monkeypatch.setattr(watch, "_sample", lambda: None)
     monkeypatch.setattr(blas, "LOAD_CHECK_SECONDS", 0.0)
-    assert watch.busy(2) and watch.busy(2) and not watch.readable
+    assert watch.busy(lambda: 2) and watch.busy(lambda: 2) and not watch.readable
 
 
 def test_adaptive_policy_switches_only_when_busy(monkeypatch) -> None:
@@ -172,7 +172,7 @@ def test_adaptive_policy_switches_only_when_busy(monkeypatch) -> None:
     tc.set_num_threads(2)
     mid = blas.BLAS_SINGLE_THREAD_MNK + 1
     clock.step(0.2, own_cores=1.0, other_cores=0.0)
-    blas._load.busy(2)
+    blas._load.busy(lambda: 2)
     clock.step(0.2, own_cores=1.0, other_cores=0.0)
     with blas.gemm_threads(mid):
         assert tc.get_num_threads() == 2  # idle: BLAS keeps its threads, no switch
@@ -201,9 +201,9 @@ def test_load_watch_detects_a_real_busy_process(monkeypatch) -> None:
     hogs = [subprocess.Popen([sys.executable, "-c", code]) for _ in cpus]
     try:
         time.sleep(0.3)  # the hogs are running
-        watch.busy(len(cpus))
+        watch.busy(lambda: len(cpus))
         time.sleep(0.5)
-        assert watch.busy(len(cpus))
+        assert watch.busy(lambda: len(cpus))
     finally:
         for h in hogs:
             h.kill()
@@ -247,7 +247,7 @@ def test_load_watch_falls_back_to_single_on_odd_counters(monkeypatch, text, cpus
     _fake_proc_stat(monkeypatch, text, cpus)
     monkeypatch.setattr(blas, "LOAD_CHECK_SECONDS", 0.0)
     watch = blas._LoadWatch()
-    assert watch.busy(2) and not watch.readable
+    assert watch.busy(lambda: 2) and not watch.readable
 
 
 def test_load_watch_reads_wellformed_counters(monkeypatch) -> None:

@@ -156,11 +156,12 @@ _PLAIN_ATTR_TYPES = frozenset({int, float, bool, str, type(None)})
 def _holds_array(value: Any) -> bool:
     """Whether ``value`` is an ndarray or a tuple/list with one inside (shapes, geometries and
     other small attributes are not, and release() keeps them untouched)."""
-    if type(value) is np.ndarray:
+    if isinstance(value, np.ndarray):
         return True
+    # the same containers as _describe_arrays walks; shapes (ints) are skipped without a call
     if type(value) in (tuple, list):
-        return any(isinstance(v, (np.ndarray, tuple, list)) and _holds_array(v) for v in value)
-    return isinstance(value, np.ndarray)
+        return any(_holds_array(v) for v in value if type(v) not in _PLAIN_ATTR_TYPES)
+    return False
 
 
 def _describe_arrays(value: Any) -> Any:

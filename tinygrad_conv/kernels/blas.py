@@ -174,8 +174,11 @@ class _LoadWatch:
             return None
         return time.monotonic(), time.process_time(), busy / self._tick
 
-    def busy(self, blas_threads: int) -> bool:
-        """True while other processes keep our cores busy (re-read at most every interval)."""
+    def busy(self, blas_threads: Callable[[], int]) -> bool:
+        """True while other processes keep our cores busy (re-read at most every interval).
+
+        ``blas_threads()`` gives BLAS's thread count; it is only called when a new interval is
+        measured (not on every GEMM)."""
         now = time.monotonic()
         if now - self._checked < LOAD_CHECK_SECONDS or not self.readable:
             return self._busy
@@ -190,7 +193,7 @@ class _LoadWatch:
             if self._last is not None and sample[0] > self._last[0]:
                 wall = sample[0] - self._last[0]
                 others = (sample[2] - self._last[2]) - (sample[1] - self._last[1])
-                spare = max(len(self._cpus or ()) - blas_threads, 0)
+                spare = max(len(self._cpus or ()) - blas_threads(), 0)
                 self._busy = others / wall > spare + BUSY_CORES
             self._last = sample
             return self._busy
@@ -208,15 +211,14 @@ def _go_single(mnk: int, floor: int, cols: int | None) -> bool:
         return False
     if POLICY == "single" or (cols is not None and cols < NARROW_GEMM_COLS):
         return True
-    switches = _thread_switches()
-    return bool(switches) and _load.busy(_saved_threads(switches))
+    return bool(_thread_switches()) and _load.busy(_saved_threads)
 
 
-def _saved_threads(switches: list[tuple[Callable[[], int], Callable[[int], Any]]]) -> int:
+def _saved_threads() -> int:
     """BLAS's thread count outside any single-threaded section (under the switch's lock, so
     never the 1 of a section being entered or left by another thread)."""
     with _lock:
-        return _saved[0] if _active and _saved else switches[0][0]()
+        return _saved[0] if _active and _saved else _thread_switches()[0][0]()
 
 
 class gemm_threads:  # noqa: N801 - used like a function in ``with`` statements

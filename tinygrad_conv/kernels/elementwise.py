@@ -59,6 +59,10 @@ def relu(a: np.ndarray) -> np.ndarray:
     return np.maximum(a, _cached(_zero_buffers, 0, a.dtype, a.size).reshape(a.shape))
 
 
+# float types BLAS multiplies (not float16 / longdouble / non-native byte order)
+_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def sum_to_shape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """Sum ``a`` over the axes along which ``shape`` was broadcast to ``a.shape``.
 
@@ -81,18 +85,9 @@ def sum_to_shape(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     if not axes:
         return a.reshape(shape)
     k = len(axes)
-    if (
-        axes == tuple(range(k))
-        and a.dtype.kind == "f"
-        and a.dtype.itemsize in (4, 8)  # BLAS types (not float16 / longdouble)
-        and a.flags.c_contiguous
-        and a.size
-    ):
+    if axes == tuple(range(k)) and a.dtype in _BLAS_FLOATS and a.flags.c_contiguous and a.size:
         return _sum_leading(a, math.prod(a.shape[:k]), shape)
     return np.sum(a, axis=axes, keepdims=True).reshape(shape)
-
-
-_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _sum_leading(a: np.ndarray, m: int, shape: tuple[int, ...]) -> np.ndarray:

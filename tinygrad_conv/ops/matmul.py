@@ -9,7 +9,7 @@ import numpy as np
 from tinygrad_conv.function import Function
 from tinygrad_conv.kernels.blas import gemm_threads
 from tinygrad_conv.ops._util import as_tensor
-from tinygrad_conv.ops.movement import reshape, swapaxes, unsqueeze
+from tinygrad_conv.ops.movement import reshape, unsqueeze
 from tinygrad_conv.tensor import Tensor
 
 
@@ -53,21 +53,8 @@ class MatMul(Function):
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.inputs
+        # flags are only ever set (by this backward) on operands of 2 or more dims
         ta, tb = ctx.attrs.get("transpose_a", False), ctx.attrs.get("transpose_b", False)
-        need_a, need_b = ctx.needs_input_grad
-        if a.ndim >= 2 and b.ndim >= 2:
-            # z = A @ B with A = op(a), B = op(b): dA = g @ B^T, dB = A^T @ g, and da = dA (or
-            # dA^T where a was transposed); each case is one matmul with flags (as TF's MatMulGrad)
-            mm = MatMul.apply
-            if not ta:
-                ga = mm(g, b, transpose_b=not tb) if need_a else None
-            else:
-                ga = mm(b, g, transpose_a=tb, transpose_b=True) if need_a else None
-            if not tb:
-                gb = mm(a, g, transpose_a=not ta) if need_b else None
-            else:
-                gb = mm(g, a, transpose_a=True, transpose_b=ta) if need_b else None
-            return ga, gb
         a2 = unsqueeze(a, 0) if a.ndim == 1 else a
         b2 = unsqueeze(b, -1) if b.ndim == 1 else b
         g2 = g
@@ -75,13 +62,24 @@ class MatMul(Function):
             g2 = unsqueeze(g2, -2 if b.ndim > 1 else 0)
         if b.ndim == 1:
             g2 = unsqueeze(g2, -1)
+        # z = A @ B with A = op(a), B = op(b): dA = g @ B^T, dB = A^T @ g, and da = dA (or dA^T
+        # where a was transposed); each case is one matmul with flags (as TF's MatMulGrad)
+        mm = MatMul.apply
         ga = gb = None
-        if need_a:
-            ga = g2 @ swapaxes(b2, -1, -2)
+        if ctx.needs_input_grad[0]:
+            ga = (
+                mm(g2, b2, transpose_b=not tb)
+                if not ta
+                else mm(b2, g2, transpose_a=tb, transpose_b=True)
+            )
             if a.ndim == 1:  # [..., 1, K] -> [..., K]; leading batch axes are summed by the engine
                 ga = reshape(ga, ga.shape[:-2] + ga.shape[-1:])
-        if need_b:
-            gb = swapaxes(a2, -1, -2) @ g2
+        if ctx.needs_input_grad[1]:
+            gb = (
+                mm(a2, g2, transpose_a=not ta)
+                if not tb
+                else mm(g2, a2, transpose_a=True, transpose_b=ta)
+            )
             if b.ndim == 1:  # [..., K, 1] -> [..., K]
                 gb = reshape(gb, gb.shape[:-1])
         return ga, gb
