@@ -49,6 +49,23 @@ def test_large_gemm_keeps_the_pool(monkeypatch) -> None:
     assert _seen_threads(monkeypatch, 1 << 20) == [2]  # limit below this conv's 2.4M MNK
 
 
+def test_single_threaded_tells_where_gemms_run() -> None:
+    """single_threaded(): True inside a section that switched to one thread and with a pool of
+    one; False with two threads outside any section."""
+    tc.set_num_threads(2)
+    try:
+        assert not blas.single_threaded()
+        with blas.gemm_threads(1 << 20):  # "single" policy: switches
+            assert blas.single_threaded()
+        assert not blas.single_threaded()
+        with blas.gemm_threads(1 << 30):  # large: keeps the pool
+            assert not blas.single_threaded()
+        tc.set_num_threads(1)
+        assert blas.single_threaded()
+    finally:
+        tc.set_num_threads(2)
+
+
 def test_tiny_gemm_skips_the_switch(monkeypatch) -> None:
     """OpenBLAS keeps products up to 2**18 multiply-adds on one thread by itself."""
     tc.set_num_threads(2)

@@ -755,23 +755,23 @@ def test_output_sizes_and_errors_agree_with_tensorflow(tf):
         ((3, 20, 20, 64), (1, 1, 64, 32), "VALID"),  # pointwise: 64*32
     ],
 )
-def test_filter_gradient_chunks_long_reductions(monkeypatch, x_shape, w_shape, padding):
-    """M = N*Ho*Wo > 2 * _TN_CHUNK_ROWS rows go through _gemm_tn's chunked sum: from x, from
-    kept windows (also the channel-major transposed view), with one block or several."""
+@pytest.mark.parametrize("one_thread", [True, False])
+def test_filter_gradient_chunks_long_reductions(monkeypatch, x_shape, w_shape, padding, one_thread):
+    """M = N*Ho*Wo > 2 * _TN_CHUNK_ROWS rows go through _gemm_tn's chunked sum when BLAS runs on
+    one thread (else one product): from x, from kept windows (also the channel-major transposed
+    view), with one block or several."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal(x_shape)
     geom = conv_geometry("conv2d", x_shape, w_shape, 1, padding)
     dy = rng.standard_normal((x_shape[0], *geom.output_hw, w_shape[3]))
     assert x_shape[0] * geom.output_hw[0] * geom.output_hw[1] > 2 * conv_mod._TN_CHUNK_ROWS
-    chunked: list[int] = []
-    real = conv_mod._gemm_tn
+    asked: list[bool] = []  # _gemm_tn asks only for products long and wide enough to chunk
 
-    def spy(a, b, out, scratch):
-        if a.shape[1] > 2 * conv_mod._TN_CHUNK_ROWS:
-            chunked.append(a.shape[1])
-        return real(a, b, out, scratch)
+    def single_threaded():
+        asked.append(one_thread)
+        return one_thread
 
-    monkeypatch.setattr(conv_mod, "_gemm_tn", spy)
+    monkeypatch.setattr(conv_mod, "single_threaded", single_threaded)
     expected = ref_backprop_filter(x, w_shape, dy, geom)
     groups = x_shape[3] // w_shape[2]
     assert_close(conv2d_backprop_filter(x, w_shape, dy, geom), expected)
@@ -779,4 +779,4 @@ def test_filter_gradient_chunks_long_reductions(monkeypatch, x_shape, w_shape, p
     assert_close(conv2d_backprop_filter(x, w_shape, dy, geom, cols=cols), expected)
     monkeypatch.setattr(conv_mod, "_BLOCK_BYTES", 20000)  # several blocks of > 768 rows or not
     assert_close(conv2d_backprop_filter(x, w_shape, dy, geom), expected)
-    assert chunked, "no product went through the chunked path"
+    assert asked, "no product was long enough for the chunked path"

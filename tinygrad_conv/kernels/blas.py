@@ -272,6 +272,16 @@ class gemm_threads:  # noqa: N801 - used like a function in ``with`` statements
                     put(n)
 
 
+def single_threaded() -> bool:
+    """Whether a GEMM called now runs on one BLAS thread: inside a :class:`gemm_threads` section
+    that switched to one thread, or with BLAS's pool set to one thread. False when the thread
+    count cannot be read (no threadpoolctl): numpy's BLAS then keeps its own, threaded default."""
+    if _active:
+        return True
+    switches = _thread_switches()
+    return bool(switches) and switches[0][0]() == 1
+
+
 def set_num_threads(n: int) -> None:
     """Set the number of threads of numpy's BLAS for this process (like torch.set_num_threads)."""
     if not isinstance(n, int) or n < 1:

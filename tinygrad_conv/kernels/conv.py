@@ -48,6 +48,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from .blas import single_threaded
 from .padding import ConvGeometry, _check_input, _shape4, axis_taps
 
 __all__ = [
@@ -471,10 +472,13 @@ def _kmajor_backprop_input(wm, dy, dx, geom, plan):
 
 
 # The filter gradient is a GEMM whose inner (reduction) dimension is the long one: (K, M) @ (M, Og)
-# with M = N*Ho*Wo rows. Single-threaded OpenBLAS runs that 2-2.5x slower than the same product
+# with M = N*Ho*Wo rows. Single-threaded OpenBLAS runs that 1.6-2.5x slower than the same product
 # cut into M-chunks of a few hundred rows whose results are added up (measured, float32, 2-core
-# AVX2: (144 x 6272) @ (6272 x 32) 3.0 ms whole, 1.6 ms in 384-row chunks; (288 x 8192) @
-# (8192 x 64) 21.7 ms against 8.2 ms). Products with a small K*Og gain nothing from the chunks.
+# AVX2: (144 x 12544) @ (12544 x 32) 6.0 ms whole, 3.8 ms in 384-row chunks; (288 x 50176) @
+# (50176 x 64) 135 ms against 54 ms). With two threads it is the other way round: OpenBLAS splits
+# the whole product better than the chunks (2.2 -> 1.85 ms and, for the digits CNN's conv2,
+# (144 x 1024) @ (1024 x 32), 150 -> 125 us; bigger products tie), so chunks are only for one
+# thread. Products with a small K*Og gain nothing from the chunks.
 _TN_CHUNK_ROWS = 384
 _TN_CHUNK_MIN_KN = 1024
 
@@ -482,11 +486,15 @@ _TN_CHUNK_MIN_KN = 1024
 def _gemm_tn(a: np.ndarray, b: np.ndarray, out: np.ndarray, scratch: np.ndarray | None) -> None:
     """out = a^T @ b batched over groups: a (G, M, K), b (G, M, Og), out (G, K, Og).
 
-    Chunked along M (see _TN_CHUNK_ROWS); ``scratch`` is an out-shaped buffer for the chunks'
-    partial products (allocated here when None).
+    Chunked along M when BLAS runs on one thread (see _TN_CHUNK_ROWS); ``scratch`` is an
+    out-shaped buffer for the chunks' partial products (allocated here when None).
     """
     m = a.shape[1]
-    if m <= 2 * _TN_CHUNK_ROWS or a.shape[2] * b.shape[2] < _TN_CHUNK_MIN_KN:
+    if (
+        m <= 2 * _TN_CHUNK_ROWS
+        or a.shape[2] * b.shape[2] < _TN_CHUNK_MIN_KN
+        or not single_threaded()
+    ):
         np.matmul(a.transpose(0, 2, 1), b, out=out)
         return
     part = np.empty_like(out) if scratch is None else scratch
