@@ -608,24 +608,29 @@ def test_pool_nchw_and_4forms_against_tensorflow(tf):
     np.testing.assert_allclose(avg_pool2d(x, geom), a_tf, rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("window", [(2, 2), (3, 3), (2, 3), (1, 2)])
+@pytest.mark.parametrize("window", [(2, 2), (3, 3), (2, 3), (1, 2), (1, 1)])
 @pytest.mark.parametrize("channels", [1, 16, 40])
-def test_tiling_backprop_broadcast_and_per_tap_agree(monkeypatch, window, channels):
-    """The one-broadcast backprop for tiling windows and the per-tap loop give the same dx,
-    with many ties (small integer values) so the first-maximum rule matters."""
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiling_backprop_upsampled_and_per_tap_agree(monkeypatch, window, channels, dtype):
+    """The upsampling backprop for tiling windows (np.repeat, one compare, one multiply) and the
+    per-tap loop of the other disjoint windows give the same dx, with many ties (small integer
+    values) so the first-maximum rule matters; argmax in its own uint8 and as int64."""
     rng = np.random.default_rng(channels)
     kh, kw = window
-    x = rng.integers(0, 3, (3, 2 * kh, 3 * kw, channels)).astype(np.float32)
+    x = rng.integers(0, 3, (3, 2 * kh, 3 * kw, channels)).astype(dtype)
     geom = pool_geometry("max_pool2d", x.shape, window, window, "VALID")
     y, argmax = max_pool2d(x, geom)
-    dy = rng.standard_normal(y.shape).astype(np.float32)
-    results = []
-    for broadcast in (True, False):
-        monkeypatch.setattr(pool_mod, "_BROADCAST_MIN_RUN", 1 if broadcast else 10**9)
-        monkeypatch.setattr(pool_mod, "_BROADCAST_MAX_SIZE", 10**9 if broadcast else 0)
-        results.append(max_pool2d_backprop(x.shape, argmax, dy, geom))
-    np.testing.assert_array_equal(results[0], results[1])
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dy_before = dy.copy()
+    tiled = max_pool2d_backprop(x.shape, argmax, dy, geom)
+    wide = max_pool2d_backprop(x.shape, argmax.astype(np.int64), dy, geom)
+    monkeypatch.setattr(pool_mod, "_tiles", lambda geom: False)  # force the per-tap loop
+    per_tap = max_pool2d_backprop(x.shape, argmax, dy, geom)
+    np.testing.assert_array_equal(tiled, per_tap)
+    np.testing.assert_array_equal(wide, per_tap)
+    np.testing.assert_array_equal(dy, dy_before)  # dx is a new array, dy untouched
+    assert tiled.dtype == dtype
     # each output's dy lands on exactly one element of its window: the first maximum
-    dx = results[0].reshape(3, 2, kh, 3, kw, channels)
+    dx = tiled.reshape(3, 2, kh, 3, kw, channels)
     np.testing.assert_array_equal(dx.sum(axis=(2, 4)), dy)
     assert ((dx != 0).sum(axis=(2, 4)) <= 1).all()
