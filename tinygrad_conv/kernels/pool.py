@@ -12,9 +12,11 @@ plain arithmetic on random masks): max pooling keeps y with ``np.maximum`` and t
 won in a small unsigned array updated arithmetically. That array is the argmax itself: the
 window-local position i*kw + j of the winning tap (uint8 for windows of up to 256 taps), never
 converted to flat input indices on the hot path (``max_pool2d_flat_argmax`` does that on request).
-The gradient, for disjoint windows (the usual k <= s), is per tap one compare of argmax with the
-tap's scalar position and one multiply into the tap's slice of dx; overlapping windows convert
-argmax to flat indices and do a single ``np.bincount`` scatter-add.
+The gradient, for windows that tile the input (k == s, the usual 2x2 pooling), upsamples dy and
+argmax to x's shape and does one compare with the window positions and one multiply; for other
+disjoint windows (k < s) it is per tap one compare of argmax with the tap's scalar position and
+one multiply into the tap's slice of dx; overlapping windows convert argmax to flat indices and
+do a single ``np.bincount`` scatter-add.
 """
 
 from __future__ import annotations
@@ -391,9 +393,11 @@ def max_pool2d_backprop(
     that this function took in earlier versions); :func:`max_pool2d_flat_argmax` converts.
 
     Returns:
-        dx [N, H, W, C] with dy's dtype (float64 for integer dy). Disjoint windows (the usual
-        k <= s): per tap, dy of the outputs won by that tap (argmax == its window position) goes
-        to the tap's strided slice of dx. Overlapping windows: one np.bincount scatter-add.
+        dx [N, H, W, C] with dy's dtype (float64 for integer dy). Tiling windows (k == s): dy
+        upsampled to x's shape, kept where the upsampled argmax equals the element's window
+        position. Other disjoint windows: per tap, dy of the outputs won by that tap (argmax ==
+        its window position) goes to the tap's strided slice of dx. Overlapping windows: one
+        np.bincount scatter-add.
     """
     op = "max_pool2d_backprop"
     n, h, w, c = _shape4(op, "input_shape", input_shape, _RANK_ERROR)
@@ -431,7 +435,7 @@ def max_pool2d_backprop(
 
 
 @functools.lru_cache(maxsize=64)
-def _window_positions(kh: int, w: int, c: int, kw: int, dtype: np.dtype) -> np.ndarray:
+def _window_positions(kh: int, kw: int, w: int, c: int, dtype: np.dtype) -> np.ndarray:
     """(kh, W, C) array of i*kw + j: each element's position in its window, for one band of kh
     input rows of tiling windows (the same for every band)."""
     pos = np.arange(kh)[:, None] * kw + (np.arange(w) % kw)[None, :]
@@ -457,7 +461,7 @@ def _tile_backprop(
     up = np.repeat(np.repeat(dy, kh, axis=1), kw, axis=2)  # a fresh array: dx is built in it
     arg_up = np.repeat(np.repeat(argmax, kh, axis=1), kw, axis=2)
     hit = np.equal(
-        arg_up.reshape(n * (h // kh), kh, w, c), _window_positions(kh, w, c, kw, argmax.dtype)
+        arg_up.reshape(n * (h // kh), kh, w, c), _window_positions(kh, kw, w, c, argmax.dtype)
     )
     return np.multiply(up, hit.reshape(up.shape), out=up)
 
