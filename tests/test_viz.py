@@ -21,8 +21,9 @@ import pytest
 
 import tinygrad_conv as tc
 from tinygrad_conv import scope, viz
+from tinygrad_conv.explain import explain_conv
 from tinygrad_conv.function import Function
-from tinygrad_conv.viz import GraphvizNotFoundError, draw_graph, explain_conv, save_graph
+from tinygrad_conv.viz import GraphvizNotFoundError, draw_graph, save_graph
 
 ROOT = Path(__file__).resolve().parents[1]
 HAS_DOT = shutil.which("dot") is not None

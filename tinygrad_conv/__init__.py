@@ -6,6 +6,7 @@ Import as ``import tinygrad_conv as tc``.
 """
 
 from tinygrad_conv.autograd import grad
+from tinygrad_conv.explain import explain_conv
 from tinygrad_conv.function import Function
 from tinygrad_conv.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tinygrad_conv.gradcheck import GradcheckError, gradcheck, gradgradcheck
@@ -26,7 +27,7 @@ from tinygrad_conv.tensor import (
     zeros,
     zeros_like,
 )
-from tinygrad_conv.viz import GraphvizNotFoundError, draw_graph, explain_conv, save_graph
+from tinygrad_conv.viz import GraphvizNotFoundError, draw_graph, save_graph
 
 __version__ = "0.1.0"
 

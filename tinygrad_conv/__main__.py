@@ -134,7 +134,7 @@ def _cmd_draw(args: argparse.Namespace) -> int:
 
 
 def _cmd_explain(args: argparse.Namespace) -> int:
-    from tinygrad_conv.viz import explain_conv
+    from tinygrad_conv.explain import explain_conv
 
     x_shape = _ints(args.x_shape, "--x-shape", 4)
     w_shape = _ints(args.w_shape, "--w-shape", 4)
