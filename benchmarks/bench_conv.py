@@ -138,6 +138,9 @@ def worker_main(args: argparse.Namespace) -> None:
     out: dict[str, object] = {"framework": args.worker, "pid": os.getpid()}
     if args.worker == "tc":
         out["source"] = tc_source_fingerprint()
+        import tinygrad_conv as tc
+
+        out["tuning"] = tc.tune_for_speed()  # the benchmark's documented default (README)
     if args.info:
         out["info"] = _framework_info(args.worker)
     if args.worker == "gemm":

@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> float:
     p.add_argument("--plot", type=str, default=None, help="write loss/accuracy curves (.png)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    tc.tune_for_speed()  # the documented default: malloc tuning + adaptive BLAS threads
     if args.epochs < 1 or args.batch_size < 1 or not args.lr > 0:
         p.error("--epochs and --batch-size must be >= 1 and --lr > 0")
 

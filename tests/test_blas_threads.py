@@ -275,11 +275,11 @@ def test_load_watch_reads_wellformed_counters(monkeypatch) -> None:
     assert busy == pytest.approx(300 / watch._tick) and watch.readable
 
 
-def test_invalid_policy_environment_warns_and_uses_adaptive() -> None:
+def test_invalid_policy_environment_warns_and_uses_the_default() -> None:
     code = "import tinygrad_conv.kernels.blas as b; print(b.POLICY)"
     env = {**os.environ, "TINYGRAD_CONV_BLAS_POLICY": "off"}
     out = subprocess.run(
         [sys.executable, "-W", "always", "-c", code], env=env, capture_output=True, text=True
     )
-    assert out.returncode == 0 and out.stdout.strip() == "adaptive"
+    assert out.returncode == 0 and out.stdout.strip() == "single"
     assert "TINYGRAD_CONV_BLAS_POLICY must be one of" in out.stderr

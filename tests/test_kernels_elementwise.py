@@ -108,9 +108,31 @@ def test_max_pool_values_errors_name_the_argument():
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
-def test_malloc_tuning_is_on_by_default_and_can_be_turned_off():
-    import tinygrad_conv  # noqa: F401 - importing the package applies the tuning
+def test_importing_changes_no_process_setting():
+    # neither the malloc tuning nor the BLAS policy is changed by an import
+    code = (
+        "import tinygrad_conv as tc, tinygrad_conv.kernels.memory as m, "
+        "tinygrad_conv.kernels.blas as b; print(m._tuned, b.POLICY)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TINYGRAD_CONV_")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "None single", out.stderr
 
+
+def test_blas_policy_is_explicit():
+    import tinygrad_conv as tc
+
+    previous = tc.set_blas_policy("adaptive")
+    try:
+        assert tc.get_blas_policy() == "adaptive"
+        with pytest.raises(ValueError, match=r"set_blas_policy: policy must be one of"):
+            tc.set_blas_policy("fast")
+    finally:
+        tc.set_blas_policy(previous)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="mallopt is glibc's")
+def test_malloc_tuning_is_explicit_and_can_be_turned_off():
     libc = os.confstr("CS_GNU_LIBC_VERSION") if hasattr(os, "confstr") else None
     if libc and libc.startswith("glibc"):
         assert memory.tune_malloc() is True

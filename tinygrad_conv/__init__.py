@@ -11,7 +11,10 @@ from tinygrad_conv.function import Function
 from tinygrad_conv.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tinygrad_conv.gradcheck import GradcheckError, gradcheck, gradgradcheck
 from tinygrad_conv.kernels.blas import get_num_threads, set_num_threads
+from tinygrad_conv.kernels.blas import get_policy as get_blas_policy
+from tinygrad_conv.kernels.blas import set_policy as set_blas_policy
 from tinygrad_conv.kernels.memory import tune_malloc
+from tinygrad_conv.kernels.tuning import tune_for_speed
 from tinygrad_conv.ops import *  # noqa: F403 - the op functions are the public API
 from tinygrad_conv.ops import __all__ as _ops_all
 from tinygrad_conv.tensor import (
@@ -31,14 +34,18 @@ from tinygrad_conv.viz import GraphvizNotFoundError, draw_graph, save_graph
 
 __version__ = "0.1.0"
 
-# Keep freed activation memory for the next step instead of page-faulting it in again
-# (kernels/memory.py; TINYGRAD_CONV_MALLOC=default opts out).
-tune_malloc()
+# Importing changes no process-wide setting: the malloc tuning (kernels/memory.py) and the
+# adaptive BLAS thread policy (kernels/blas.py) are explicit: ``tc.tune_for_speed()`` applies
+# both (kernels/tuning.py); the examples and the benchmark call it as their documented default.
 
 __all__ = [
     "Function",
+    "get_blas_policy",
     "get_num_threads",
+    "set_blas_policy",
     "set_num_threads",
+    "tune_for_speed",
+    "tune_malloc",
     "GradcheckError",
     "GraphvizNotFoundError",
     "draw_graph",

@@ -10,12 +10,13 @@
   ``max_pool2d_flat_argmax``, ``max_pool2d_backprop``, ``max_pool2d_gather``,
   ``avg_pool2d``, ``avg_pool2d_backprop``.
 * ``memory``: ``tune_malloc`` (glibc keeps freed activation memory for reuse: no page faults).
+* ``tuning``: ``tune_for_speed`` (malloc tuning + adaptive BLAS policy, only when called).
 * ``elementwise``: ``relu`` and ``sum_to_shape`` where numpy's one-liner is several times slower.
 
 Layouts are NHWC for activations and HWIO for filters; NCHW is handled by the layer above
 (``conv_geometry`` understands NCHW shapes and TF's 4-element argument forms).
 """
 
-from . import conv, elementwise, memory, padding, pool
+from . import conv, elementwise, memory, padding, pool, tuning
 
-__all__ = ["conv", "elementwise", "memory", "padding", "pool"]
+__all__ = ["conv", "elementwise", "memory", "padding", "pool", "tuning"]

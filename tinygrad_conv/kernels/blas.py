@@ -8,17 +8,22 @@ its worker thread to be scheduled, and a small one becomes 10-20x slower (measur
 CNN trained at 6,400 images/s on an idle 2-core machine and at 355 images/s with one core busy
 elsewhere). A single-threaded small GEMM cannot stall that way.
 
-So the policy (``POLICY``, or the environment variable ``TINYGRAD_CONV_BLAS_POLICY``) is:
+So the policy (``POLICY``: :func:`set_policy`, or the environment variable
+``TINYGRAD_CONV_BLAS_POLICY`` read at import) is one of:
 
-* ``"adaptive"`` (default): products with M*N*K below ``SMALL_GEMM_MNK`` run single-threaded
+* ``"adaptive"`` (the examples' and benchmark's documented default, chosen by an explicit
+  ``tc.set_blas_policy("adaptive")``): products with M*N*K below ``SMALL_GEMM_MNK`` run single-threaded
   only while *other processes* keep the cores this process may use busy, as read from the
   kernel's CPU counters (Linux ``/proc/stat``, at most every ``LOAD_CHECK_SECONDS``, minus this
   process's own CPU time). On an idle machine every GEMM keeps all of BLAS's threads and no
   switch happens at all, except for narrow products (``NARROW_GEMM_COLS``), which are faster
   on one thread anyway. Where the counters cannot be read, it behaves as ``"single"``.
-* ``"single"``: products below ``SMALL_GEMM_MNK`` always run single-threaded. OpenBLAS's 1- and
-  2-thread GEMMs round differently in the last bit, so this is the setting for results that
-  are bit-for-bit identical whatever else the machine is doing.
+* ``"single"`` (the library's default): products below ``SMALL_GEMM_MNK`` always run
+  single-threaded. OpenBLAS's 1- and 2-thread GEMMs round differently in the last bit, so this
+  is the setting for results that are bit-for-bit identical whatever else the machine is doing:
+  a library must not give different last bits depending on the load of other processes. It
+  also never stalls behind a busy core; on an idle machine it costs about 10 % of the digits
+  CNN's step (4.5 against 4.1 ms), which the examples win back with ``"adaptive"``.
 * ``"threads"``: never switch (BLAS's own choice everywhere).
 
 Large products always keep every thread: there threading pays and a stall is small relative to
@@ -41,14 +46,17 @@ from typing import Any
 
 _POLICIES = ("adaptive", "single", "threads")
 #: "adaptive", "single" or "threads" (see the module docstring).
-POLICY = os.environ.get("TINYGRAD_CONV_BLAS_POLICY", "adaptive").strip().lower() or "adaptive"
+#: The default is bit-reproducible ("single"); ``set_policy`` changes it.
+DEFAULT_POLICY = "single"
+POLICY = os.environ.get("TINYGRAD_CONV_BLAS_POLICY", DEFAULT_POLICY).strip().lower()
 if POLICY not in _POLICIES:  # a typo must not make the package unimportable
     warnings.warn(
-        f"TINYGRAD_CONV_BLAS_POLICY must be one of {_POLICIES}, got {POLICY!r}: using 'adaptive'",
+        f"TINYGRAD_CONV_BLAS_POLICY must be one of {_POLICIES}, got {POLICY!r}: "
+        f"using {DEFAULT_POLICY!r}",
         RuntimeWarning,
         stacklevel=2,
     )
-    POLICY = "adaptive"
+    POLICY = DEFAULT_POLICY
 
 #: Below this many multiply-adds (M*N*K) a GEMM may run on one thread. 0 disables the policy.
 SMALL_GEMM_MNK = 1 << 23
@@ -294,3 +302,22 @@ def get_num_threads() -> int | None:
     """Threads of numpy's BLAS (None when threadpoolctl cannot see it)."""
     libs = _libraries()
     return libs[0].get_num_threads() if libs else None
+
+
+def set_policy(policy: str) -> str:
+    """Choose the small-GEMM thread policy for this process; returns the previous one.
+
+    ``policy`` is "single" (default: bit-reproducible whatever the load), "adaptive" (one thread
+    only while other processes keep the cores busy: fastest, last bits may vary with the load)
+    or "threads" (BLAS's own choice, never switched). See the module docstring for measurements.
+    """
+    global POLICY
+    if not isinstance(policy, str) or policy.strip().lower() not in _POLICIES:
+        raise ValueError(f"set_blas_policy: policy must be one of {_POLICIES}, got {policy!r}")
+    previous, POLICY = POLICY, policy.strip().lower()
+    return previous
+
+
+def get_policy() -> str:
+    """The current small-GEMM thread policy ("single", "adaptive" or "threads")."""
+    return POLICY

@@ -10,8 +10,9 @@ from about 4.8 ms to 4.1 ms. Bigger convolutions gain more: every new 6 MB array
 What changes: blocks below ``MMAP_THRESHOLD`` come from the heap, and up to ``TRIM_THRESHOLD``
 bytes of free heap stay mapped for reuse. So resident memory stays at its high-water mark (plus
 at most ``TRIM_THRESHOLD``) instead of shrinking between steps; blocks of ``MMAP_THRESHOLD`` and
-more are still returned at once. Set the environment variable ``TINYGRAD_CONV_MALLOC=default``
-before importing tinygrad_conv to leave malloc alone. Only glibc is tuned; elsewhere (musl, macOS,
+more are still returned at once. Nothing happens on import: a program opts in by calling
+``tc.tune_malloc()`` (the examples and the benchmark do, as their documented default); the
+environment variable ``TINYGRAD_CONV_MALLOC=default`` makes that call a no-op. Only glibc is tuned; elsewhere (musl, macOS,
 Windows) nothing happens.
 """
 
