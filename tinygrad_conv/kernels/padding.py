@@ -32,6 +32,8 @@ __all__ = [
     "check_out_backprop",
     "tap_slices",
     "axis_taps",
+    "conv_geometry_nd",
+    "DATA_FORMATS_ND",
 ]
 
 _DATA_FORMATS = ("NHWC", "NCHW")
@@ -39,9 +41,11 @@ _DATA_FORMATS = ("NHWC", "NCHW")
 
 @dataclass(frozen=True, slots=True)
 class ConvGeometry:
-    """Resolved geometry of a 2-D convolution or pooling window (spatial axes only).
+    """Resolved geometry of a convolution or pooling window (spatial axes only).
 
-    All pairs are (height, width). ``pads`` is ((top, bottom), (left, right)).
+    For 2-D all pairs are (height, width) and ``pads`` is ((top, bottom), (left, right)). The
+    same class serves 1-D and 3-D (:func:`conv_geometry_nd`): every field then holds one entry
+    per spatial axis (W, or D, H, W), despite the ``_hw`` names kept from 2-D.
     """
 
     input_hw: tuple[int, int]
@@ -52,10 +56,9 @@ class ConvGeometry:
     output_hw: tuple[int, int]
 
     @property
-    def effective_kernel_hw(self) -> tuple[int, int]:
+    def effective_kernel_hw(self) -> tuple[int, ...]:
         """Dilated kernel extent e = d (k - 1) + 1 per axis."""
-        (kh, kw), (dh, dw) = self.kernel_hw, self.dilations
-        return (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel_hw, self.dilations, strict=True))
 
     @property
     def leftover(self) -> tuple[int, int]:
@@ -67,7 +70,21 @@ class ConvGeometry:
             )
         )
 
+    @property
+    def rank(self) -> int:
+        """Number of spatial axes (1, 2 or 3; the fields are tuples of that length)."""
+        return len(self.input_hw)
+
     def __str__(self) -> str:
+        if self.rank != 2:
+
+            def x(v: tuple[int, ...]) -> str:
+                return "x".join(map(str, v))
+
+            return (
+                f"{x(self.input_hw)} -> {x(self.output_hw)}, kernel {x(self.kernel_hw)}, "
+                f"strides {self.strides}, dilations {self.dilations}, pads {self.pads}"
+            )
         (h, w), (kh, kw), (oh, ow) = self.input_hw, self.kernel_hw, self.output_hw
         (t, b), (l, r) = self.pads
         return (
@@ -435,3 +452,162 @@ def tap_slices(
     if th is None or tw is None:
         return None
     return (th[0], tw[0]), (th[1], tw[1])
+
+
+# ----------------------------------------------------------------------------- any rank
+#: Data formats per number of spatial axes: channels-last first (the kernels' layout).
+DATA_FORMATS_ND = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
+
+
+def _nd_format(op: str, rank: int, data_format: Any) -> str:
+    formats = DATA_FORMATS_ND[rank]
+    if not isinstance(data_format, str) or data_format.upper() not in formats:
+        raise ValueError(f"{op}: data_format must be one of {formats}, got {data_format!r}")
+    return data_format.upper()
+
+
+def _shape_n(op: str, name: str, shape: Any, n: int) -> tuple[int, ...]:
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be a sequence of {n} ints, got {shape!r}") from None
+    if len(dims) != n:
+        raise ValueError(f"{op}: {name} must have rank {n}, got shape {dims} (rank {len(dims)})")
+    for v in dims:
+        if not _is_int(v):
+            raise TypeError(f"{op}: {name} must contain ints, got {shape!r}")
+    return tuple(int(v) for v in dims)
+
+
+def channels_last(shape: Sequence[int], data_format: str) -> tuple[int, ...]:
+    """A shape in ``data_format`` order (channels second for 'NC...') as channels-last."""
+    dims = tuple(int(v) for v in shape)
+    return dims if data_format.upper()[1] != "C" else (dims[0], *dims[2:], dims[1])
+
+
+def _nd_values(op: str, name: str, value: Any, rank: int, data_format: str) -> tuple[int, ...]:
+    """int / [v] / r ints / r+2 ints in data_format order (1 at N and C) -> r ints, each >= 1."""
+    if _is_int(value):
+        vals: tuple[Any, ...] = (value,) * rank
+    elif _is_array_like(value):
+        seq = tuple(value)
+        for v in seq:
+            if not _is_int(v):
+                raise TypeError(f"{op}: {name} must be an int or a list of ints, got {value!r}")
+        if len(seq) == 1:
+            vals = seq * rank
+        elif len(seq) == rank:
+            vals = seq
+        elif len(seq) == rank + 2:
+            full = channels_last(seq, data_format)
+            if full[0] != 1 or full[-1] != 1:
+                raise ValueError(
+                    f"{op}: {name} in {rank + 2}-element form must be 1 in the batch and "
+                    f"channel positions ({data_format} order), got {list(seq)}"
+                )
+            vals = full[1:-1]
+        else:
+            raise ValueError(
+                f"{op}: {name} must be an int or a list of 1, {rank} or {rank + 2} ints for "
+                f"{rank} spatial axes, got {list(seq)} (length {len(seq)})"
+            )
+    else:
+        raise TypeError(f"{op}: {name} must be an int or a list of ints, got {value!r}")
+    out = tuple(int(v) for v in vals)
+    if min(out) < 1:
+        raise ValueError(f"{op}: {name} must be >= 1, got {value!r}")
+    return out
+
+
+def _nd_pads(
+    op: str,
+    padding: Any,
+    data_format: str,
+    size: tuple[int, ...],
+    eff: tuple[int, ...],
+    strides: tuple[int, ...],
+) -> tuple[tuple[int, int], ...]:
+    rank = len(size)
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode == "VALID":
+            return ((0, 0),) * rank
+        if mode == "SAME":
+            pads = []
+            for i, e, st in zip(size, eff, strides, strict=True):
+                total = max((-(-i // st) - 1) * st + e - i, 0)
+                pads.append((total // 2, total - total // 2))  # the extra one goes at the end
+            return tuple(pads)
+        raise ValueError(
+            f"{op}: padding must be 'VALID', 'SAME' or explicit pairs, got {padding!r}"
+        )
+    if not _is_array_like(padding) or len(padding) not in (rank, rank + 2):
+        raise ValueError(
+            f"{op}: padding must be 'VALID', 'SAME', {rank} [before, after] pairs or the "
+            f"{rank + 2}-pair form, got {padding!r}"
+        )
+    pairs = tuple(_pair(op, p, padding) for p in padding)
+    if len(pairs) == rank:
+        return pairs
+    full = channels_last(range(rank + 2), data_format)
+    ordered = tuple(pairs[i] for i in full)
+    if ordered[0] != (0, 0) or ordered[-1] != (0, 0):
+        raise ValueError(
+            f"{op}: padding in {rank + 2}-pair form must be [0, 0] in the batch and channel "
+            f"positions ({data_format} order), got {padding!r}"
+        )
+    return ordered[1:-1]
+
+
+def conv_geometry_nd(
+    op: str,
+    rank: int,
+    input_shape: Sequence[int],
+    kernel: Sequence[int],
+    strides: int | Sequence[int],
+    padding: str | Sequence[Sequence[int]],
+    dilations: int | Sequence[int] = 1,
+    data_format: str | None = None,
+) -> ConvGeometry:
+    """Resolve the geometry of a ``rank``-D convolution or pooling window, TF style.
+
+    Args:
+        op: name of the calling op, used in every error message.
+        rank: number of spatial axes, 1, 2 or 3.
+        input_shape: rank+2 ints in ``data_format`` order ([N, *spatial, C] or [N, C, *spatial]).
+        kernel: the ``rank`` spatial kernel sizes (a filter's leading dims, or a pool's ksize).
+        strides, dilations: int, 1, rank or rank+2 ints (rank+2 in data_format order, 1 at N, C).
+        padding: 'VALID', 'SAME' (extra row at the end), ``rank`` [before, after] pairs or the
+            rank+2-pair form in data_format order ([0, 0] at N and C).
+        data_format: one of :data:`DATA_FORMATS_ND` [rank]; channels-last by default.
+
+    Returns:
+        A :class:`ConvGeometry` whose fields have ``rank`` entries each.
+    """
+    if rank not in DATA_FORMATS_ND:
+        raise ValueError(f"{op}: rank must be 1, 2 or 3 spatial axes, got {rank!r}")
+    fmt = _nd_format(op, rank, DATA_FORMATS_ND[rank][0] if data_format is None else data_format)
+    xs = channels_last(_shape_n(op, "input shape", input_shape, rank + 2), fmt)
+    ks = _shape_n(op, "kernel size", kernel, rank)
+    size = xs[1:-1]
+    if xs[0] < 0 or min(size) < 1:
+        raise ValueError(
+            f"{op}: input shape {tuple(input_shape)} ({fmt}) must have positive spatial sizes"
+        )
+    if min(ks) < 1:
+        raise ValueError(f"{op}: kernel size {ks} must be positive")
+    s = _nd_values(op, "strides", strides, rank, fmt)
+    d = _nd_values(op, "dilations", dilations, rank, fmt)
+    eff = tuple(dd * (k - 1) + 1 for k, dd in zip(ks, d, strict=True))
+    pads = _nd_pads(op, padding, fmt, size, eff, s)
+    out = []
+    for axis, i, e, st, (lo, hi) in zip(range(rank), size, eff, s, pads, strict=True):
+        span = i + lo + hi - e
+        if span < 0:
+            raise ValueError(
+                f"{op}: effective kernel {e} (kernel {ks}, dilations {d}) is larger than the "
+                f"padded input {i + lo + hi} along spatial axis {axis} (input {tuple(input_shape)},"
+                f" {fmt}, pads {pads}): output size would be < 1"
+            )
+        out.append(span // st + 1)
+    return ConvGeometry(size, ks, s, d, pads, tuple(out))
