@@ -6,5 +6,9 @@ if ! command -v dot >/dev/null 2>&1; then
   if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq graphviz >/dev/null
   else sudo apt-get update -qq && sudo apt-get install -y -qq graphviz >/dev/null; fi
 fi
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then  # Fashion-MNIST
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null
+  else sudo apt-get update -qq && sudo apt-get install -y -qq dataset-fashion-mnist >/dev/null; fi
+fi
 python3 -m pip install -q -e '.[test,examples]'
 python3 -m pytest -q "$@"

@@ -332,3 +332,149 @@ def test_dataloader_no_shuffle_and_digits() -> None:
     with pytest.raises(ValueError):
         dl.set_epoch(-1)
     assert "batch_size=64" in repr(dl)
+
+
+# -- Fashion-MNIST and MNIST: the named loaders -----------------------------------------------------
+
+FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+def _require_fashion() -> None:
+    if not (FASHION_DIR / "train-images-idx3-ubyte.gz").is_file():  # CI installs it: not a skip
+        pytest.fail(f"{FASHION_DIR} is missing: apt-get install dataset-fashion-mnist")
+
+
+@pytest.mark.parametrize("split,n", [("train", 60000), ("test", 10000)])
+def test_fashion_mnist_from_debian(split: str, n: int) -> None:
+    _require_fashion()
+    x, y = datasets.load_fashion_mnist(split)
+    assert x.shape == (n, 28, 28, 1) and x.dtype == np.float32 and x.flags.c_contiguous
+    assert y.shape == (n,) and y.dtype == np.int64
+    assert np.bincount(y).tolist() == [n // 10] * 10  # balanced classes
+    assert x.min() == 0.0 and x.max() == 1.0
+    raw = np.frombuffer(
+        gzip.open(
+            FASHION_DIR / f"{'t10k' if split == 'test' else 'train'}-images-idx3-ubyte.gz"
+        ).read()[16:],
+        np.uint8,
+    ).reshape(n, 28, 28)
+    np.testing.assert_array_equal(x[..., 0], raw.astype(np.float32) / np.float32(255))
+    first = {"train": [9, 0, 0, 3, 0, 2, 7, 2, 5, 5], "test": [9, 2, 1, 1, 6, 1, 4, 6, 5, 7]}
+    assert y[:10].tolist() == first[split]
+    assert datasets.FASHION_MNIST_CLASSES[9] == "Ankle boot"
+
+
+def test_fashion_mnist_nchw_float64() -> None:
+    _require_fashion()
+    x, y = datasets.load_fashion_mnist("test", layout="NCHW", dtype=np.float64)
+    x2, y2 = datasets.load_fashion_mnist("test")
+    assert x.shape == (10000, 1, 28, 28) and x.dtype == np.float64
+    np.testing.assert_allclose(x[:, 0], x2[..., 0], rtol=1e-7)
+    np.testing.assert_array_equal(y, y2)
+
+
+def _write_split(folder: Path, split: str, images: np.ndarray, labels: np.ndarray) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    prefix = "t10k" if split == "test" else "train"
+    _write(folder / f"{prefix}-images-idx3-ubyte", _idx_bytes(images), gz=True)
+    _write(folder / f"{prefix}-labels-idx1-ubyte", _idx_bytes(labels), gz=True)
+
+
+def test_mnist_from_cache_folder_argument_and_env(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    imgs, labs = _fake_mnist(5, 0)
+    _write_split(tmp_path / "mnist", "test", imgs, labs)
+    x, y = datasets.load_mnist("test", data_dir=tmp_path)
+    assert x.shape == (5, 28, 28, 1)
+    np.testing.assert_array_equal(x[..., 0], imgs.astype(np.float32) / np.float32(255))
+    np.testing.assert_array_equal(y, labs)
+    monkeypatch.setenv("TINYGRAD_CONV_DATA", str(tmp_path))
+    assert datasets.data_home() == tmp_path
+    np.testing.assert_array_equal(datasets.load_mnist("test")[1], labs)
+    monkeypatch.delenv("TINYGRAD_CONV_DATA")
+    assert datasets.data_home() == Path.home() / ".cache" / "tinygrad_conv"
+
+
+def test_mnist_missing_files_say_where_and_how(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError) as exc:
+        datasets.load_mnist("train", data_dir=tmp_path)
+    assert str(exc.value) == (
+        "load_mnist: train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz not found in "
+        f"{tmp_path / 'mnist'}; pass download=True, or put the four IDX files there by hand "
+        f"(downloads to {tmp_path / 'mnist'})"
+    )
+
+
+def test_named_loader_errors_name_the_file(tmp_path: Path) -> None:
+    folder = tmp_path / "mnist"
+    images = folder / "train-images-idx3-ubyte.gz"
+    labels = folder / "train-labels-idx1-ubyte.gz"
+    imgs, labs = _fake_mnist(4, 0)
+
+    # labels out of range
+    bad = labs.copy()
+    bad[2] = 10
+    _write_split(folder, "train", imgs, bad)
+    with pytest.raises(ValueError) as exc:
+        datasets.load_mnist("train", data_dir=tmp_path)
+    assert str(exc.value) == (
+        f"load_mnist: {labels} has label 10 at index 2; labels must be in 0..9"
+    )
+
+    # wrongly shaped images
+    _write_split(folder, "train", imgs[:, :27, :], labs)
+    with pytest.raises(ValueError) as exc:
+        datasets.load_mnist("train", data_dir=tmp_path)
+    assert str(exc.value) == (
+        f"load_mnist: {images} holds images of shape (27, 28), expected (28, 28) "
+        "(all 4 images: dims (4, 27, 28))"
+    )
+
+    # truncated gzip
+    _write_split(folder, "train", imgs, labs)
+    images.write_bytes(images.read_bytes()[:-40])
+    with pytest.raises(
+        ValueError, match=rf"^load_mnist: cannot read {images}: Compressed file ended"
+    ):
+        datasets.load_mnist("train", data_dir=tmp_path)
+
+    # corrupted gzip (CRC no longer matches)
+    _write_split(folder, "train", imgs, labs)
+    data = bytearray(images.read_bytes())
+    data[-6] ^= 0xFF  # inside the CRC-32 trailer
+    images.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=rf"^load_mnist: cannot read {images}: CRC check failed"):
+        datasets.load_mnist("train", data_dir=tmp_path)
+
+    # truncated IDX inside an intact gzip
+    _write(folder / "train-images-idx3-ubyte", _idx_bytes(imgs)[:-28], gz=True)
+    with pytest.raises(ValueError) as exc:
+        datasets.load_mnist("train", data_dir=tmp_path)
+    assert str(exc.value) == (
+        f"load_mnist: {images} declares dims (4, 28, 28) (3136 bytes of data) but holds 3108 "
+        "bytes after the header"
+    )
+
+    # image/label count mismatch
+    _write_split(folder, "train", imgs, labs[:3])
+    with pytest.raises(ValueError) as exc:
+        datasets.load_mnist("train", data_dir=tmp_path)
+    assert str(exc.value) == f"load_mnist: {images} has 4 images but {labels} has 3 labels"
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        ({"split": "all"}, "load_fashion_mnist: split must be 'train' or 'test', got 'all'"),
+        (
+            {"layout": "HWC"},
+            "load_fashion_mnist: layout must be one of ('NHWC', 'NCHW'), got 'HWC'",
+        ),
+        ({"dtype": np.uint8}, "load_fashion_mnist: dtype must be a floating-point type, got uint8"),
+    ],
+)
+def test_fashion_argument_errors(kwargs: dict, message: str) -> None:
+    with pytest.raises(ValueError) as exc:
+        datasets.load_fashion_mnist(**kwargs)
+    assert str(exc.value) == message
