@@ -1,0 +1,203 @@
+// conv lab page: draws the frames that tinygrad_conv.lab computed (data in #lab-data).
+// Nothing is fetched; the only arithmetic here is the running sums of the given products.
+"use strict";
+(function () {
+  const DATA = JSON.parse(document.getElementById("lab-data").textContent);
+  const KIND_CLASS = ["val", "pad", "ins"];
+
+  function fmt(v) {
+    if (v === null || v === undefined) return "";
+    if (Number.isInteger(v)) return String(v);
+    const a = Math.abs(v);
+    if (a !== 0 && (a < 1e-3 || a >= 1e4)) return v.toExponential(1);
+    return String(Number(v.toPrecision(3)));
+  }
+  function el(tag, cls, text) {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined) e.textContent = text;
+    return e;
+  }
+  function idxText(i) { return "[" + i.join(",") + "]"; }
+  function quad(flat, k) { return [flat[4 * k], flat[4 * k + 1], flat[4 * k + 2], flat[4 * k + 3]]; }
+
+  // One grid: planes of a 4-D array (NHWC planes by (n, c), HWIO planes by (in, out)).
+  function buildGrid(g) {
+    const box = el("div", "grid" + (g.result ? " result" : ""));
+    box.dataset.grid = g.key;
+    box.appendChild(el("div", "grid-title", g.title));
+    const [d0, d1, d2, d3] = g.shape;
+    const planes = el("div", "planes");
+    const cells = {};
+    const hwio = g.layout === "HWIO";
+    const nOuter = hwio ? d2 : d0, nInner = hwio ? d3 : d3;
+    const rows = hwio ? d0 : d1, cols = hwio ? d1 : d2;
+    const chans = hwio ? d3 : d3;
+    for (let p = 0; p < nOuter; p++) {
+      for (let q = 0; q < nInner; q++) {
+        const plane = el("div", "plane");
+        const group = Math.floor(q / Math.max(1, chans / g.groups));
+        const cap = hwio ? `in=${p} out=${q}` : `n=${p} c=${q}`;
+        plane.appendChild(el("div", "plane-title", cap + (g.groups > 1 ? ` (group ${group})` : "")));
+        const table = el("table");
+        for (let r = 0; r < rows; r++) {
+          const tr = el("tr");
+          for (let c = 0; c < cols; c++) {
+            const flat = hwio ? ((r * d1 + c) * d2 + p) * d3 + q : ((p * d1 + r) * d2 + c) * d3 + q;
+            const idx = hwio ? [r + g.offset[0], c + g.offset[1], p, q]
+                             : [p, r + g.offset[0], c + g.offset[1], q];
+            const td = el("td", "cell " + KIND_CLASS[g.kinds[flat]]);
+            const key = g.name + ":" + idx.join(",");
+            td.dataset.key = key;
+            td.dataset.index = idx.join(",");
+            td.textContent = g.result ? "" : fmt(g.values[flat]);
+            td.title = g.name + idxText(idx);
+            tr.appendChild(td);
+            (cells[key] = cells[key] || []).push(td);
+          }
+          table.appendChild(tr);
+        }
+        plane.appendChild(table);
+        planes.appendChild(plane);
+      }
+    }
+    box.appendChild(planes);
+    return { box, cells, grid: g };
+  }
+
+  function buildAnim(A) {
+    const sec = el("section", "anim");
+    sec.id = "anim-" + A.name;
+    sec.appendChild(el("h2", "", A.title));
+    const ctl = el("div", "controls");
+    const bReset = el("button", "reset", "\u21ba reset"), bBack = el("button", "back", "\u25c0 step");
+    const bPlay = el("button", "play", "\u25b6 play"), bStep = el("button", "step", "step \u25b6");
+    const slider = el("input", "slider");
+    slider.type = "range"; slider.min = -1; slider.max = A.frames - 1; slider.value = -1;
+    const label = el("span", "frame-label");
+    const speed = el("select", "speed");
+    for (const [t, ms] of [["slow", 1200], ["normal", 600], ["fast", 150]]) {
+      const o = el("option", "", t); o.value = ms; if (ms === 600) o.selected = true; speed.appendChild(o);
+    }
+    for (const e of [bReset, bBack, bPlay, bStep, slider, label, speed]) ctl.appendChild(e);
+    sec.appendChild(ctl);
+
+    const allCells = {};  // key -> [td]
+    const gridObjs = {};
+    const views = [];
+    const termsByKey = {};  // key -> [[view, frame, term]]
+    for (const V of A.views) {
+      const vd = el("div", "view");
+      vd.dataset.view = V.key;
+      vd.appendChild(el("h3", "", V.title));
+      if (V.note) vd.appendChild(el("p", "note", V.note));
+      const eq = el("p", "eq"); vd.appendChild(eq);
+      const row = el("div", "grids");
+      for (const gk of [V.source, V.tap, V.target]) {
+        const go = buildGrid(A.grids[gk]);
+        gridObjs[V.key + "/" + gk] = go;
+        for (const k in go.cells) (allCells[k] = allCells[k] || []).push(...go.cells[k]);
+        row.appendChild(go.box);
+      }
+      vd.appendChild(row);
+      sec.appendChild(vd);
+      const tgtName = A.grids[V.target].name, srcName = A.grids[V.source].name, tapName = A.grids[V.tap].name;
+      V.frames.forEach((F, fi) => {
+        for (let k = 0; k < F.x.length; k++) {
+          const keys = [tgtName + ":" + quad(F.t, k).join(","), srcName + ":" + quad(F.s, k).join(","),
+                        tapName + ":" + quad(F.p, k).join(",")];
+          for (const key of keys) (termsByKey[key] = termsByKey[key] || []).push(keys);
+        }
+      });
+      views.push({ V, eq, target: gridObjs[V.key + "/" + V.target], tgtName, srcName, tapName });
+    }
+
+    let cur = -1, timer = null;
+    const marked = [];
+    function mark(key, cls) {
+      for (const td of allCells[key] || []) { td.classList.add(cls); marked.push([td, cls]); }
+    }
+    function show(k) {
+      cur = Math.max(-1, Math.min(A.frames - 1, k));
+      slider.value = cur;
+      label.textContent = cur < 0 ? `frame 0 / ${A.frames} (press step or play)` : `frame ${cur + 1} / ${A.frames}`;
+      sec.dataset.frame = cur;
+      for (const [td, cls] of marked) td.classList.remove(cls);
+      marked.length = 0;
+      for (const v of views) {
+        const sums = {};
+        for (let fi = 0; fi <= cur; fi++) {
+          const F = v.V.frames[fi];
+          for (let k = 0; k < F.x.length; k++) {
+            if (!F.k[k]) continue;
+            const key = v.tgtName + ":" + quad(F.t, k).join(",");
+            sums[key] = (sums[key] || 0) + F.x[k];
+          }
+        }
+        for (const key in v.target.cells) {
+          for (const td of v.target.cells[key]) td.textContent = key in sums ? fmt(sums[key]) : "";
+        }
+        if (cur < 0) { v.eq.textContent = ""; continue; }
+        const F = v.V.frames[cur];
+        const parts = [];
+        for (let k = 0; k < F.x.length; k++) {
+          mark(v.tgtName + ":" + quad(F.t, k).join(","), F.k[k] ? "cur-tgt" : "cur-drop");
+          mark(v.srcName + ":" + quad(F.s, k).join(","), "cur-src");
+          mark(v.tapName + ":" + quad(F.p, k).join(","), "cur-tap");
+          if (parts.length < 12) parts.push(`${fmt(F.a[k])}\u00b7${fmt(F.b[k])}`);
+        }
+        const more = F.x.length > 12 ? ` + \u2026 (${F.x.length} products)` : "";
+        if (A.name === "input_grad") {
+          const dropped = F.k.filter((k) => !k).length;
+          const where = v.srcName === "zfull" ? `zfull${idxText(quad(F.s, 0))} = ` : "";
+          v.eq.textContent = F.x.length
+            ? (v.srcName === "zfull"
+                ? `dy${idxText(F.i)} = ${where}${fmt(F.a[0])}, read by ${F.x.length} window tap(s) of rot180(w): ${parts.join(", ")}${more}`
+                : `dy${idxText(F.i)} = ${fmt(F.a[0])} stamps w onto d_x: ${parts.join(", ")}${more}`) +
+              (dropped ? ` (${dropped} land in the padding: dropped)` : "")
+            : `dy${idxText(F.i)} lies in the cropped part of zfull: no product reaches d_x`;
+        } else {
+          const tot = F.x.reduce((s, v2, k) => s + (F.k[k] ? v2 : 0), 0);
+          v.eq.textContent = `${v.tgtName}${idxText(F.i)} = ${parts.join(" + ")}${more} = ${fmt(tot)}`;
+        }
+      }
+    }
+    function stop() { if (timer) { clearInterval(timer); timer = null; } bPlay.textContent = "\u25b6 play"; sec.dataset.playing = "0"; }
+    function play() {
+      if (timer) { stop(); return; }
+      if (cur >= A.frames - 1) show(-1);
+      bPlay.textContent = "\u23f8 pause"; sec.dataset.playing = "1";
+      timer = setInterval(() => { if (cur >= A.frames - 1) stop(); else show(cur + 1); }, Number(speed.value));
+    }
+    bReset.onclick = () => { stop(); show(-1); };
+    bBack.onclick = () => { stop(); show(cur - 1); };
+    bStep.onclick = () => { stop(); show(cur + 1); };
+    bPlay.onclick = play;
+    speed.onchange = () => { if (timer) { stop(); play(); } };
+    slider.oninput = () => { stop(); show(Number(slider.value)); };
+
+    // hover: every term naming the hovered cell, in every view: highlight its other cells
+    const hovered = [];
+    sec.addEventListener("mouseover", (ev) => {
+      const td = ev.target.closest("td.cell");
+      for (const t of hovered) t.classList.remove("hl", "hover");
+      hovered.length = 0;
+      if (!td || !td.dataset.key) return;
+      const key = td.dataset.key;
+      for (const keys of termsByKey[key] || []) {
+        for (const k2 of keys) {
+          if (k2 === key) continue;
+          for (const t of allCells[k2] || []) { t.classList.add("hl"); hovered.push(t); }
+        }
+      }
+      for (const t of allCells[key] || []) { t.classList.add("hover"); hovered.push(t); }
+    });
+    sec.addEventListener("mouseleave", () => { for (const t of hovered) t.classList.remove("hl", "hover"); hovered.length = 0; });
+    show(-1);
+    return sec;
+  }
+
+  const main = document.getElementById("anims");
+  for (const A of DATA.anims) main.appendChild(buildAnim(A));
+  document.body.dataset.ready = "1";
+})();

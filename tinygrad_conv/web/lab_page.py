@@ -1,0 +1,148 @@
+"""The conv lab's page: the lab's frames and grids as JSON, drawn by ``lab.js``.
+
+The page carries every number of every frame; the script only draws them (it computes nothing but
+the running sums of the products it is given, to fill the result grids as the frames play).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tinygrad_conv.web import asset, write_page
+
+if TYPE_CHECKING:
+    from tinygrad_conv.lab import Animation, ConvLab, Grid
+
+__all__ = ["lab_data", "lab_page_html", "write_lab_page"]
+
+#: Grids that show the same array under two names (hovering one highlights in both views).
+_LOGICAL = {"dxg": "dx"}
+
+
+def _num(v: float) -> float | int:
+    f = float(v)
+    return int(f) if f.is_integer() and abs(f) < 2**53 else f
+
+
+def _grid_data(g: Grid) -> dict[str, Any]:
+    return {
+        "key": g.key,
+        "name": _LOGICAL.get(g.key, g.key),
+        "title": g.title,
+        "layout": g.layout,
+        "shape": list(g.values.shape),
+        "values": [_num(v) for v in g.values.ravel()],
+        "kinds": [int(k) for k in g.kinds.ravel()],
+        "offset": list(g.offset),
+        "result": g.result,
+        "groups": g.groups,
+    }
+
+
+def _frame_data(f: Any) -> dict[str, Any]:
+    return {
+        "i": [int(v) for v in f.index],
+        "t": f.targets.ravel().tolist(),
+        "s": f.sources.ravel().tolist(),
+        "p": f.taps.ravel().tolist(),
+        "a": [_num(v) for v in f.a],
+        "b": [_num(v) for v in f.b],
+        "x": [_num(v) for v in f.products],
+        "k": [int(bool(v)) for v in f.kept],
+        "z": [int(v) for v in f.source_kinds],
+        "r": [None if np.isnan(v) else _num(v) for v in f.partial],
+    }
+
+
+def _anim_data(a: Animation) -> dict[str, Any]:
+    return {
+        "name": a.name,
+        "title": a.title,
+        "op": a.op,
+        "frames": len(a.frames),
+        "grids": {k: _grid_data(g) for k, g in a.grids.items()},
+        "views": [
+            {
+                "key": v.key,
+                "title": v.title,
+                "note": v.note,
+                "target": v.target,
+                "source": v.source,
+                "tap": v.tap,
+                "frames": [_frame_data(f) for f in v.frames],
+            }
+            for v in a.views
+        ],
+    }
+
+
+def lab_data(lab: ConvLab, only: str | None = None) -> dict[str, Any]:
+    """Everything the page draws, as plain JSON-able data."""
+    anims = [a for a in lab.animations if only is None or a.name == only]
+    if not anims:
+        names = [a.name for a in lab.animations]
+        raise ValueError(f"conv_lab: no animation {only!r}; animations: {names}")
+    return {
+        "summary": lab.text().split("\n")[0],
+        "checks": lab.checks,
+        "oracle": lab.oracle.text,
+        "anims": [_anim_data(a) for a in anims],
+    }
+
+
+def lab_page_html(lab: ConvLab, only: str | None = None) -> str:
+    """The complete page as a string (see :func:`write_lab_page`)."""
+    from tinygrad_conv.web import page_html
+
+    data = lab_data(lab, only)
+    return page_html(
+        "conv lab: " + data["summary"],
+        _body(data),
+        css=asset("lab.css"),
+        js=asset("lab.js"),
+        data=data,
+        data_id="lab-data",
+    )
+
+
+def _body(data: dict[str, Any]) -> str:
+    checks = "".join(
+        f'<li class="{"ok" if ok else "bad"}">{html.escape(name)}: {"OK" if ok else "MISMATCH"}</li>'
+        for name, ok in data["checks"].items()
+    )
+    return (
+        '<header><h1>conv lab</h1><p id="summary">'
+        + html.escape(data["summary"])
+        + '</p><details><summary>checks against the engine</summary><ul id="checks">'
+        + checks
+        + '</ul></details><p class="legend"><span class="cell pad">0</span> padding zero '
+        '<span class="cell ins">0</span> inserted zero <span class="cell cur-src">x</span> '
+        'current input <span class="cell cur-tap">w</span> current tap '
+        '<span class="cell cur-tgt">y</span> current result '
+        '<span class="cell hl">h</span> contributors of the hovered cell</p></header>'
+        '<main id="anims"></main>'
+        '<section id="oracle"><h2>shape oracle</h2><pre id="oracle-text">'
+        + html.escape(data["oracle"])
+        + "</pre></section>"
+    )
+
+
+def write_lab_page(lab: ConvLab, path: str | os.PathLike, only: str | None = None) -> Path:
+    """Write the lab (or only the animation named ``only``) as one offline HTML page."""
+    from tinygrad_conv.web import page_html  # noqa: F401 - same helper as lab_page_html
+
+    data = lab_data(lab, only)
+    return write_page(
+        path,
+        "conv lab: " + data["summary"],
+        _body(data),
+        css=asset("lab.css"),
+        js=asset("lab.js"),
+        data=data,
+        data_id="lab-data",
+    )
