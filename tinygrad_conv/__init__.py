@@ -15,6 +15,7 @@ from tinygrad_conv.kernels.blas import get_policy as get_blas_policy
 from tinygrad_conv.kernels.blas import set_policy as set_blas_policy
 from tinygrad_conv.kernels.memory import tune_malloc
 from tinygrad_conv.kernels.tuning import tune_for_speed
+from tinygrad_conv.lab import ConvLab, conv_lab, shape_oracle
 from tinygrad_conv.ops import *  # noqa: F403 - the op functions are the public API
 from tinygrad_conv.ops import __all__ as _ops_all
 from tinygrad_conv.tensor import (
@@ -50,6 +51,9 @@ __all__ = [
     "GraphvizNotFoundError",
     "draw_graph",
     "explain_conv",
+    "ConvLab",
+    "conv_lab",
+    "shape_oracle",
     "save_graph",
     "Tensor",
     "arange",
