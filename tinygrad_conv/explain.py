@@ -219,9 +219,11 @@ def explain_conv(
     "full", negative = crop), ``w_rot180`` (in/out channels swapped) and ``d_x``, the stride-1
     conv2d of the two; for d_w: ``x_swapped`` (NHWC -> CHWN), ``dy_swapped`` (NHWC -> HWIO, the
     filter) and ``d_w``, their conv2d (stride = forward dilation, dilation = forward stride) swapped
-    back to HWIO. The numbers are those of ``tinygrad_conv.derivations.explain_steps`` (same
-    seed); ``checks`` compares d_x / d_w with ``conv2d_backprop_input`` /
-    ``conv2d_backprop_filter``.
+    back to HWIO. The example is that of ``tinygrad_conv.derivations.explain_steps`` (same
+    seed); y, d_x and d_w are built from the frames of ``tc.conv_lab`` on the same numbers (the
+    sums of the forward, gather and filter-gradient frames' products), so the geometry must stay
+    within the lab's frame limit (``tinygrad_conv.lab.MAX_FRAMES``). ``checks`` compares them with
+    ``conv2d`` / ``conv2d_backprop_input`` / ``conv2d_backprop_filter`` and with the derivations.
 
     Args:
         x_shape: NHWC input shape (keep it small: every value is drawn).
@@ -236,11 +238,13 @@ def explain_conv(
         inline in Jupyter and ``str()`` of it is the text.
 
     Raises:
-        TypeError / ValueError: bad shapes, strides, padding or dilations (from the conv checks).
+        TypeError / ValueError: bad shapes, strides, padding or dilations (from the conv checks),
+            or a geometry beyond the lab's frame limit.
     """
     import tinygrad_conv as tc
     from tinygrad_conv import derivations as D
     from tinygrad_conv.kernels.padding import conv_geometry
+    from tinygrad_conv.lab import conv_lab
 
     xs, ws = _ints("x_shape", x_shape, 4), _ints("w_shape", w_shape, 4)
     geom = conv_geometry("explain_conv", xs, ws, strides, padding, dilations)
@@ -250,39 +254,58 @@ def explain_conv(
             f"explain_conv: derivations.explain_steps returned {len(pairs)} steps, expected "
             f"{len(_DERIVATION_STEPS)}"
         )
+    # the lab draws x, w, dy from default_rng(seed) in explain_steps' order, so its frames are
+    # about the same numbers; y, the rearranged dy and the two gradients shown are the lab's
+    # (the sums of its frames' products), the layout swaps are explain_steps'
+    lab = conv_lab(xs, ws, strides, padding, dilations, seed=seed)
+    if not np.array_equal(lab.dy, pairs[0][1]):
+        raise RuntimeError("explain_conv: the lab and derivations.explain_steps drew different dy")
+    from_lab = {
+        "dy": lab.dy,
+        "dy_padded": lab.zfull,
+        "w_rot180": lab.input_grad.grids["wrot"].values,
+        "d_x": lab.input_grad.rebuilt("gather"),
+        "d_w": lab.filter_grad.rebuilt(),
+    }
     details = _step_details(geom, padding)
+    details["d_x"] += "; here the sum of the lab's gather frames"
+    details["d_w"] += "; here the sum of the lab's filter-gradient frames"
     derived = {
-        name: ConvStep(name, title, details[name], np.asarray(arr), layout)
+        name: ConvStep(name, title, details[name], np.asarray(from_lab.get(name, arr)), layout)
         for (name, layout), (title, arr) in zip(_DERIVATION_STEPS, pairs, strict=True)
     }
-    dy = derived["dy"].array
-    # explain_steps draws x, w, dy from default_rng(seed) in that order (its documented contract):
-    # redraw x and w to show the forward pass too, and only if dy comes out the same
-    rng = np.random.default_rng(seed)
-    x = rng.integers(-3, 4, size=xs).astype(np.float64)
-    w = rng.integers(-3, 4, size=ws).astype(np.float64)
-    same = np.array_equal(rng.integers(-3, 4, size=dy.shape).astype(np.float64), dy)
-    steps: list[ConvStep] = []
-    checks: dict[str, bool] = {}
-    if same:
-        y = tc.conv2d(x, w, strides, padding, dilations=dilations).data
-        steps += [
-            ConvStep("x", "x", details["x"], x, "NHWC"),
-            ConvStep("w", "w", details["w"], w, "HWIO"),
-            ConvStep("y", "y = conv2d(x, w)", details["y"], y, "NHWC"),
-        ]
-        ref_dx = tc.conv2d_backprop_input(
-            np.array(xs), w, dy, strides, padding, dilations=dilations
-        )
-        ref_dw = tc.conv2d_backprop_filter(
-            x, np.array(ws), dy, strides, padding, dilations=dilations
-        )
-        checks["d_x == conv2d_backprop_input(x.shape, w, dy)"] = bool(
+    x, w, dy = lab.x, lab.w, lab.dy
+    y = lab.forward.rebuilt()
+    steps: list[ConvStep] = [
+        ConvStep("x", "x", details["x"], x, "NHWC"),
+        ConvStep("w", "w", details["w"], w, "HWIO"),
+        ConvStep(
+            "y",
+            "y = conv2d(x, w)",
+            details["y"] + "; the sum of the lab's forward frames",
+            y,
+            "NHWC",
+        ),
+    ]
+    ref_dx = tc.conv2d_backprop_input(np.array(xs), w, dy, strides, padding, dilations=dilations)
+    ref_dw = tc.conv2d_backprop_filter(x, np.array(ws), dy, strides, padding, dilations=dilations)
+    checks: dict[str, bool] = {
+        "y == conv2d(x, w)": bool(
+            np.allclose(y, tc.conv2d(x, w, strides, padding, dilations=dilations).data)
+        ),
+        "d_x == conv2d_backprop_input(x.shape, w, dy)": bool(
             np.allclose(derived["d_x"].array, ref_dx.data)
-        )
-        checks["d_w == conv2d_backprop_filter(x, w.shape, dy)"] = bool(
+        ),
+        "d_w == conv2d_backprop_filter(x, w.shape, dy)": bool(
             np.allclose(derived["d_w"].array, ref_dw.data)
-        )
+        ),
+        "d_x == derivations' conv2d(padded dy, rot180(w))": bool(
+            np.array_equal(derived["d_x"].array, pairs[4][1])
+        ),
+        "d_w == derivations' conv2d(x swapped, dy swapped)": bool(
+            np.allclose(derived["d_w"].array, pairs[7][1])
+        ),
+    }
     steps += list(derived.values())
     return _build_explanation(steps, checks, geom, xs, ws, strides, padding, dilations, out, file)
 

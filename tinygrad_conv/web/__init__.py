@@ -95,6 +95,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(text)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a page is an ordinary readable file
         os.replace(tmp, out)
     except BaseException:
         if os.path.exists(tmp):

@@ -1,0 +1,272 @@
+"""The lab's animations for slides: an animated SVG (SMIL, no script) and an animated GIF.
+
+Both draw the same scene (:func:`scenes`): every view of the animation as a row of grids (source,
+tap, target), one picture per frame with the frame's cells outlined (orange: inputs, green: taps,
+blue: results) and the result grids filled with the running sums of the frame products so far.
+Padding zeros are grey, inserted zeros hatched (SVG) or pink (GIF).
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tinygrad_conv.web import write_text_atomic
+
+if TYPE_CHECKING:
+    from tinygrad_conv.lab import Animation
+
+__all__ = ["Scene", "save_gif", "save_svg", "scenes"]
+
+CELL = 26
+GAP = 14
+TITLE = 18
+_FILL = {0: "#ffffff", 1: "#e4e4e4", 2: "#f1d9f5"}
+_OUTLINE = {"src": "#e66100", "tap": "#2ec27e", "tgt": "#1a5fb4"}
+_LOGICAL = {"dxg": "dx"}
+
+
+@dataclass
+class _Cell:
+    x: int
+    y: int
+    key: tuple[str, tuple[int, ...]]
+    kind: int
+    text: str
+    result: bool
+
+
+@dataclass
+class Scene:
+    """The drawing of one animation: cells, labels, size, and per frame the outlined cells, the
+    result texts and the equation line."""
+
+    width: int
+    height: int
+    cells: list[_Cell]
+    labels: list[tuple[int, int, str]]
+    frames: list[dict[str, Any]]
+
+
+def _fmt(v: float) -> str:
+    f = float(v)
+    if f.is_integer():
+        return str(int(f))
+    return f"{f:.3g}"
+
+
+def _grid_cells(
+    g: Any, x0: int, y0: int
+) -> tuple[list[_Cell], list[tuple[int, int, str]], int, int]:
+    d0, d1, d2, d3 = g.values.shape
+    hwio = g.layout == "HWIO"
+    outer, rows, cols = (d2, d0, d1) if hwio else (d0, d1, d2)
+    name = _LOGICAL.get(g.key, g.key)
+    cells, labels = [], [(x0, y0 + 12, g.title.split(" (")[0].split(":")[0])]
+    x = x0
+    chans_per_group = max(1, d3 // g.groups)
+    for p in range(outer):
+        for q in range(d3):
+            cap = f"in={p} out={q}" if hwio else f"n={p} c={q}"
+            if g.groups > 1:
+                cap += f" (group {q // chans_per_group})"
+            labels.append((x, y0 + TITLE + 10, cap))
+            for r in range(rows):
+                for c in range(cols):
+                    if hwio:
+                        idx = (r + g.offset[0], c + g.offset[1], p, q)
+                        v, k = g.values[r, c, p, q], g.kinds[r, c, p, q]
+                    else:
+                        idx = (p, r + g.offset[0], c + g.offset[1], q)
+                        v, k = g.values[p, r, c, q], g.kinds[p, r, c, q]
+                    cells.append(
+                        _Cell(x + c * CELL, y0 + TITLE + 14 + r * CELL, (name, idx), int(k),
+                              "" if g.result else _fmt(v), g.result)
+                    )  # fmt: skip
+            x += cols * CELL + GAP
+    width = max(x - x0, int(len(labels[0][2]) * 7) + GAP)
+    return cells, labels, width, TITLE + 14 + rows * CELL
+
+
+def scenes(anim: Animation) -> Scene:
+    """Lay out ``anim``'s views and compute every frame's highlights and running sums."""
+    cells: list[_Cell] = []
+    labels: list[tuple[int, int, str]] = []
+    y = 8
+    width = 0
+    for v in anim.views:
+        labels.append((8, y + 12, v.title))
+        y += 20
+        x = 8
+        row_h = 0
+        for gk in (v.source, v.tap, v.target):
+            c, lab, w, h = _grid_cells(anim.grids[gk], x, y)
+            cells += c
+            labels += lab
+            x += w + GAP
+            row_h = max(row_h, h)
+        width = max(width, x)
+        y += row_h + GAP
+    height = y + 14 * len(anim.views) + 10
+    frames = []
+    sums = {v.key: {} for v in anim.views}
+    for k in range(len(anim.frames)):
+        marks: dict[tuple[str, tuple[int, ...]], str] = {}
+        eqs = []
+        for v in anim.views:
+            f = v.frames[k]
+            tname, sname, pname = (_LOGICAL.get(g, g) for g in (v.target, v.source, v.tap))
+            for j in range(len(f)):
+                tkey = (tname, tuple(int(i) for i in f.targets[j]))
+                marks[(sname, tuple(int(i) for i in f.sources[j]))] = "src"
+                marks[(pname, tuple(int(i) for i in f.taps[j]))] = "tap"
+                if f.kept[j]:
+                    marks[tkey] = "tgt"
+                    sums[v.key][tkey] = sums[v.key].get(tkey, 0.0) + float(f.products[j])
+            eqs.append(
+                f"{v.key}: frame {k + 1}/{len(anim.frames)} {anim.name} index {list(f.index)}"
+            )
+        texts = {}
+        for v in anim.views:
+            texts.update({(key, v.target): _fmt(val) for key, val in sums[v.key].items()})
+        frames.append({"marks": marks, "texts": texts, "eqs": eqs})
+    return Scene(int(width), int(height), cells, labels, frames)
+
+
+def _result_text(frame: dict[str, Any], cell: _Cell, anim: Animation) -> str:
+    for v in anim.views:
+        t = frame["texts"].get((cell.key, v.target))
+        if t is not None and cell.key[0] == _LOGICAL.get(v.target, v.target):
+            return t
+    return ""
+
+
+def _result_cells(scene: Scene) -> list[_Cell]:
+    return [c for c in scene.cells if c.result]
+
+
+def save_svg(anim: Animation, path: str | os.PathLike, *, ms_per_frame: int = 600) -> Path:
+    """Write ``anim`` as an animated SVG: a static base and one group per frame, shown in turn
+    by SMIL ``<animate>`` (looping; no script, so it plays in an ``<img>`` too)."""
+    sc = scenes(anim)
+    n = len(sc.frames)
+    dur = n * ms_per_frame / 1000.0
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{sc.width}" height="{sc.height}" '
+        f'viewBox="0 0 {sc.width} {sc.height}" font-family="monospace" font-size="11">',
+        '<defs><pattern id="ins" width="6" height="6" patternUnits="userSpaceOnUse" '
+        'patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff"/>'
+        '<rect width="3" height="6" fill="#f1d9f5"/></pattern></defs>',
+        f'<rect width="{sc.width}" height="{sc.height}" fill="#fff"/>',
+    ]
+    for x, y, t in sc.labels:
+        out.append(f'<text x="{x}" y="{y}" font-family="sans-serif">{html.escape(t)}</text>')
+    for c in sc.cells:
+        fill = "url(#ins)" if c.kind == 2 else _FILL[c.kind]
+        out.append(
+            f'<rect x="{c.x}" y="{c.y}" width="{CELL}" height="{CELL}" fill="{fill}" stroke="#bbb"/>'
+        )
+        if c.text:
+            color = "#888" if c.kind else "#222"
+            out.append(
+                f'<text x="{c.x + CELL / 2}" y="{c.y + CELL / 2 + 4}" text-anchor="middle" '
+                f'fill="{color}">{html.escape(c.text)}</text>'
+            )
+    pos: dict[Any, list[_Cell]] = {}
+    for c in sc.cells:
+        pos.setdefault(c.key, []).append(c)
+    results = _result_cells(sc)
+    for k, fr in enumerate(sc.frames):
+        if n == 1:
+            anim_el = ""
+        else:
+            key_times, values = ["0"], ["hidden"]
+            if k == 0:
+                values = ["visible"]
+            else:
+                key_times.append(f"{k / n:.6f}")
+                values.append("visible")
+            if k < n - 1:
+                key_times.append(f"{(k + 1) / n:.6f}")
+                values.append("hidden")
+            anim_el = (
+                f'<animate attributeName="visibility" values="{";".join(values)}" '
+                f'keyTimes="{";".join(key_times)}" calcMode="discrete" dur="{dur:g}s" '
+                'repeatCount="indefinite"/>'
+            )
+        vis = "visible" if k == 0 else "hidden"
+        out.append(f'<g visibility="{vis}" class="frame" data-frame="{k}">{anim_el}')
+        for key, role in fr["marks"].items():
+            for c in pos.get(key, ()):
+                out.append(
+                    f'<rect x="{c.x + 1.5}" y="{c.y + 1.5}" width="{CELL - 3}" height="{CELL - 3}" '
+                    f'fill="none" stroke="{_OUTLINE[role]}" stroke-width="3"/>'
+                )
+        for c in results:
+            t = _result_text(fr, c, anim)
+            if t:
+                out.append(
+                    f'<text x="{c.x + CELL / 2}" y="{c.y + CELL / 2 + 4}" text-anchor="middle" '
+                    f'fill="#1a5fb4">{html.escape(t)}</text>'
+                )
+        y = sc.height - 10 - 14 * (len(fr["eqs"]) - 1)
+        for i, e in enumerate(fr["eqs"]):
+            out.append(f'<text x="8" y="{y + 14 * i}">{html.escape(e)}</text>')
+        out.append("</g>")
+    out.append("</svg>")
+    return write_text_atomic(path, "\n".join(out))
+
+
+def save_gif(anim: Animation, path: str | os.PathLike, *, ms_per_frame: int = 600) -> Path:
+    """Write ``anim`` as an animated GIF (looping), one picture per frame. Needs Pillow."""
+    try:
+        from PIL import Image, ImageDraw
+    except ImportError as e:
+        raise ImportError(
+            f"conv_lab: save_gif needs Pillow (pip install pillow); save_svg needs nothing ({e})"
+        ) from None
+    sc = scenes(anim)
+    base = Image.new("RGB", (sc.width, sc.height), "white")
+    d = ImageDraw.Draw(base)
+    for x, y, t in sc.labels:
+        d.text((x, y - 10), t, fill="#222222")
+    for c in sc.cells:
+        d.rectangle([c.x, c.y, c.x + CELL, c.y + CELL], fill=_FILL[c.kind], outline="#bbbbbb")
+        if c.text:
+            d.text((c.x + CELL / 2, c.y + CELL / 2), c.text, fill="#888888" if c.kind else "#222222",
+                   anchor="mm")  # fmt: skip
+    pos: dict[Any, list[_Cell]] = {}
+    for c in sc.cells:
+        pos.setdefault(c.key, []).append(c)
+    results = _result_cells(sc)
+    images = []
+    for fr in sc.frames:
+        im = base.copy()
+        dd = ImageDraw.Draw(im)
+        for key, role in fr["marks"].items():
+            for c in pos.get(key, ()):
+                dd.rectangle([c.x + 1, c.y + 1, c.x + CELL - 1, c.y + CELL - 1],
+                             outline=_OUTLINE[role], width=3)  # fmt: skip
+        for c in results:
+            t = _result_text(fr, c, anim)
+            if t:
+                dd.text((c.x + CELL / 2, c.y + CELL / 2), t, fill="#1a5fb4", anchor="mm")
+        y = sc.height - 10 - 14 * (len(fr["eqs"]) - 1)
+        for i, e in enumerate(fr["eqs"]):
+            dd.text((8, y + 14 * i - 10), e, fill="#222222")
+        images.append(im.convert("P", palette=Image.Palette.ADAPTIVE, colors=64))
+    out = Path(path)
+    if not out.parent.is_dir():
+        raise FileNotFoundError(f"conv_lab: directory {str(out.parent)!r} does not exist")
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=ms_per_frame, loop=0)  # fmt: skip
+        os.replace(tmp, out)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return out
