@@ -444,6 +444,219 @@ class Tensor:
         """Matrix product with NumPy's rules (1-D, 2-D, batched)."""
         return _ops.matmul(self, other)
 
+    # -- op breadth (issue 17): thin forwards to tinygrad_conv.ops.unary / .activation -------------
+    def sin(self) -> Tensor:
+        """Elementwise ``tc.sin``; see ``tinygrad_conv.sin``."""
+        return _ops.sin(self)
+
+    def cos(self) -> Tensor:
+        """Elementwise ``tc.cos``; see ``tinygrad_conv.cos``."""
+        return _ops.cos(self)
+
+    def tan(self) -> Tensor:
+        """Elementwise ``tc.tan``; see ``tinygrad_conv.tan``."""
+        return _ops.tan(self)
+
+    def asin(self) -> Tensor:
+        """Elementwise ``tc.asin``; see ``tinygrad_conv.asin``."""
+        return _ops.asin(self)
+
+    def acos(self) -> Tensor:
+        """Elementwise ``tc.acos``; see ``tinygrad_conv.acos``."""
+        return _ops.acos(self)
+
+    def atan(self) -> Tensor:
+        """Elementwise ``tc.atan``; see ``tinygrad_conv.atan``."""
+        return _ops.atan(self)
+
+    def sinh(self) -> Tensor:
+        """Elementwise ``tc.sinh``; see ``tinygrad_conv.sinh``."""
+        return _ops.sinh(self)
+
+    def cosh(self) -> Tensor:
+        """Elementwise ``tc.cosh``; see ``tinygrad_conv.cosh``."""
+        return _ops.cosh(self)
+
+    def asinh(self) -> Tensor:
+        """Elementwise ``tc.asinh``; see ``tinygrad_conv.asinh``."""
+        return _ops.asinh(self)
+
+    def acosh(self) -> Tensor:
+        """Elementwise ``tc.acosh``; see ``tinygrad_conv.acosh``."""
+        return _ops.acosh(self)
+
+    def atanh(self) -> Tensor:
+        """Elementwise ``tc.atanh``; see ``tinygrad_conv.atanh``."""
+        return _ops.atanh(self)
+
+    def exp2(self) -> Tensor:
+        """Elementwise ``tc.exp2``; see ``tinygrad_conv.exp2``."""
+        return _ops.exp2(self)
+
+    def log2(self) -> Tensor:
+        """Elementwise ``tc.log2``; see ``tinygrad_conv.log2``."""
+        return _ops.log2(self)
+
+    def log10(self) -> Tensor:
+        """Elementwise ``tc.log10``; see ``tinygrad_conv.log10``."""
+        return _ops.log10(self)
+
+    def expm1(self) -> Tensor:
+        """Elementwise ``tc.expm1``; see ``tinygrad_conv.expm1``."""
+        return _ops.expm1(self)
+
+    def log1p(self) -> Tensor:
+        """Elementwise ``tc.log1p``; see ``tinygrad_conv.log1p``."""
+        return _ops.log1p(self)
+
+    def rsqrt(self) -> Tensor:
+        """Elementwise ``tc.rsqrt``; see ``tinygrad_conv.rsqrt``."""
+        return _ops.rsqrt(self)
+
+    def square(self) -> Tensor:
+        """Elementwise ``tc.square``; see ``tinygrad_conv.square``."""
+        return _ops.square(self)
+
+    def reciprocal(self) -> Tensor:
+        """Elementwise ``tc.reciprocal``; see ``tinygrad_conv.reciprocal``."""
+        return _ops.reciprocal(self)
+
+    def erf(self) -> Tensor:
+        """Elementwise ``tc.erf``; see ``tinygrad_conv.erf``."""
+        return _ops.erf(self)
+
+    def erfc(self) -> Tensor:
+        """Elementwise ``tc.erfc``; see ``tinygrad_conv.erfc``."""
+        return _ops.erfc(self)
+
+    def sign(self) -> Tensor:
+        """-1, 0 or 1 (no gradient); see ``tinygrad_conv.sign``."""
+        return _ops.sign(self)
+
+    def floor(self) -> Tensor:
+        """Round down (no gradient); see ``tinygrad_conv.floor``."""
+        return _ops.floor(self)
+
+    def ceil(self) -> Tensor:
+        """Round up (no gradient); see ``tinygrad_conv.ceil``."""
+        return _ops.ceil(self)
+
+    def trunc(self) -> Tensor:
+        """Round toward zero (no gradient); see ``tinygrad_conv.trunc``."""
+        return _ops.trunc(self)
+
+    def isnan(self) -> Tensor:
+        """Boolean mask of NaNs; see ``tinygrad_conv.isnan``."""
+        return _ops.isnan(self)
+
+    def isinf(self) -> Tensor:
+        """Boolean mask of infinities; see ``tinygrad_conv.isinf``."""
+        return _ops.isinf(self)
+
+    def isfinite(self) -> Tensor:
+        """Boolean mask of finite values; see ``tinygrad_conv.isfinite``."""
+        return _ops.isfinite(self)
+
+    def logical_not(self) -> Tensor:
+        """Elementwise NOT; see ``tinygrad_conv.logical_not``."""
+        return _ops.logical_not(self)
+
+    def selu(self) -> Tensor:
+        """Elementwise ``tc.selu``; see ``tinygrad_conv.selu``."""
+        return _ops.selu(self)
+
+    def silu(self) -> Tensor:
+        """Elementwise ``tc.silu``; see ``tinygrad_conv.silu``."""
+        return _ops.silu(self)
+
+    def mish(self) -> Tensor:
+        """Elementwise ``tc.mish``; see ``tinygrad_conv.mish``."""
+        return _ops.mish(self)
+
+    def softsign(self) -> Tensor:
+        """Elementwise ``tc.softsign``; see ``tinygrad_conv.softsign``."""
+        return _ops.softsign(self)
+
+    def logsigmoid(self) -> Tensor:
+        """Elementwise ``tc.logsigmoid``; see ``tinygrad_conv.logsigmoid``."""
+        return _ops.logsigmoid(self)
+
+    def hardsigmoid(self) -> Tensor:
+        """Elementwise ``tc.hardsigmoid``; see ``tinygrad_conv.hardsigmoid``."""
+        return _ops.hardsigmoid(self)
+
+    def hardswish(self) -> Tensor:
+        """Elementwise ``tc.hardswish``; see ``tinygrad_conv.hardswish``."""
+        return _ops.hardswish(self)
+
+    def relu6(self) -> Tensor:
+        """Elementwise ``tc.relu6``; see ``tinygrad_conv.relu6``."""
+        return _ops.relu6(self)
+
+    def tanhshrink(self) -> Tensor:
+        """Elementwise ``tc.tanhshrink``; see ``tinygrad_conv.tanhshrink``."""
+        return _ops.tanhshrink(self)
+
+    def round(self, decimals: int = 0) -> Tensor:
+        """Round half to even (no gradient)."""
+        return _ops.round(self, decimals)
+
+    def gelu(self, approximate: str = "none") -> Tensor:
+        """GELU, exact or ``approximate='tanh'``."""
+        return _ops.gelu(self, approximate)
+
+    def elu(self, alpha: float = 1.0) -> Tensor:
+        """ELU with ``alpha``."""
+        return _ops.elu(self, alpha)
+
+    def celu(self, alpha: float = 1.0) -> Tensor:
+        """CELU with ``alpha``."""
+        return _ops.celu(self, alpha)
+
+    def softplus(self, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+        """log(1 + e^(beta x)) / beta, linear past ``threshold``."""
+        return _ops.softplus(self, beta, threshold)
+
+    def hardtanh(self, min_val: float = -1.0, max_val: float = 1.0) -> Tensor:
+        """Clamp to [min_val, max_val] with PyTorch's gradient."""
+        return _ops.hardtanh(self, min_val, max_val)
+
+    def softmin(self, axis: int = -1) -> Tensor:
+        """softmax(-x) along ``axis``."""
+        return _ops.softmin(self, axis)
+
+    def logaddexp(self, other: ArrayLike) -> Tensor:
+        """log(e^self + e^other) without overflow."""
+        return _ops.logaddexp(self, other)
+
+    def lerp(self, end: ArrayLike, weight: ArrayLike) -> Tensor:
+        """self + weight * (end - self)."""
+        return _ops.lerp(self, end, weight)
+
+    def remainder(self, other: ArrayLike) -> Tensor:
+        """self mod other with the sign of other (Python's %)."""
+        return _ops.remainder(self, other)
+
+    def fmod(self, other: ArrayLike) -> Tensor:
+        """C's fmod (the sign of self)."""
+        return _ops.fmod(self, other)
+
+    def __mod__(self, other: ArrayLike) -> Tensor:
+        return _ops.remainder(self, other)
+
+    def __rmod__(self, other: ArrayLike) -> Tensor:
+        return _ops.remainder(other, self)
+
+    def __floordiv__(self, other: ArrayLike) -> Tensor:
+        return _ops.floor_divide(self, other)
+
+    def __rfloordiv__(self, other: ArrayLike) -> Tensor:
+        return _ops.floor_divide(other, self)
+
+    def floor_divide(self, other: ArrayLike) -> Tensor:
+        """floor(self / other) (no gradient)."""
+        return _ops.floor_divide(self, other)
+
 
 class _HookHandle:
     """Returned by ``register_hook``; ``remove()`` unregisters the hook."""

@@ -1,0 +1,115 @@
+"""Check an op's declared ``vjp`` rules against the calls its backward really makes.
+
+A rule is ``g``, an input name, ``out``, a saved name, a number, or ``op(arg, ...)``. Evaluating
+the rules of the inputs that need a gradient, in ``input_names`` order, calls ops in post-order;
+that sequence of op names must equal the node's recorded ``backward_calls``, and every leaf must be
+one of the names the grammar allows. (The engine's full backward record, issue 12, will check the
+argument sources too; this is the part that can be checked from what the engine records today.)
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from tinygrad_conv import Function, Tensor
+
+_TOKEN = re.compile(
+    r"\s*(?:(?P<num>-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_]\w*)|(?P<p>[(),]))"
+)
+
+
+def parse(rule: str) -> tuple:
+    """Parse a rule into ``("num", value)``, ``("name", id)`` or ``("call", op, [args])``."""
+    tokens = []
+    pos = 0
+    while pos < len(rule):
+        m = _TOKEN.match(rule, pos)
+        if not m or m.end() == pos:
+            if rule[pos:].strip() == "":
+                break
+            raise ValueError(f"bad token in rule {rule!r} at {pos}")
+        tokens.append(m)
+        pos = m.end()
+    i = 0
+
+    def expr() -> tuple:
+        nonlocal i
+        tok = tokens[i]
+        i += 1
+        if tok.group("num") is not None:
+            return ("num", float(tok.group("num")))
+        if tok.group("name") is None:
+            raise ValueError(f"rule {rule!r}: unexpected {tok.group(0)!r}")
+        name = tok.group("name")
+        if i < len(tokens) and tokens[i].group("p") == "(":
+            i += 1
+            args = [expr()]
+            while tokens[i].group("p") == ",":
+                i += 1
+                args.append(expr())
+            if tokens[i].group("p") != ")":
+                raise ValueError(f"rule {rule!r}: expected ')'")
+            i += 1
+            return ("call", name, args)
+        return ("name", name)
+
+    tree = expr()
+    if i != len(tokens):
+        raise ValueError(f"rule {rule!r}: trailing tokens")
+    return tree
+
+
+def calls(tree: tuple, allowed: set[str]) -> list[str]:
+    """The op names in the order evaluation calls them."""
+    if tree[0] == "num":
+        return []
+    if tree[0] == "name":  # g, out, an input or saved name, or a constant's placeholder (alpha)
+        return []
+    out: list[str] = []
+    for arg in tree[2]:
+        out += calls(arg, allowed)
+    return out + [tree[1]]
+
+
+def expected_calls(cls: type[Function], needs: tuple[bool, ...]) -> list[str]:
+    """The calls the rules of ``cls`` declare for the inputs flagged in ``needs``."""
+    allowed = {"g", "out", *cls.input_names, *cls.saved_names}
+    assert set(cls.vjp) <= set(cls.input_names), f"{cls.__name__}: vjp names unknown inputs"
+    seq: list[str] = []
+    for name, need in zip(cls.input_names, needs, strict=True):
+        if need and name in cls.vjp:
+            seq += calls(parse(cls.vjp[name]), allowed)
+    return seq
+
+
+def check_rule(out: Tensor, cls: type[Function], seed: int = 0) -> None:
+    """Run backward from ``out`` (made by one ``cls`` node) and compare what it did with the rule.
+
+    With the engine's backward record (``node.backward_record``, tinygrad_conv.record) the whole
+    expression of each input's gradient is compared (ops, nesting, argument sources); with the
+    older ``node.backward_calls`` list, the sequence of op names.
+    """
+    node = out.grad_fn
+    assert type(node) is cls, f"expected a {cls.__name__} node, got {type(node).__name__}"
+    needs = node.needs_input_grad
+    assert len(needs) == len(cls.input_names), (cls.__name__, needs, cls.input_names)
+    saved = node._saved
+    assert len(saved) == len(cls.saved_names), (cls.__name__, len(saved), cls.saved_names)
+    expected_calls(cls, needs)  # parses every rule and checks its leaves
+    v = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
+    out.backward(Tensor(v), retain_graph=True)
+    record = getattr(node, "backward_record", None)
+    if record is not None:
+        from tinygrad_conv.record import expressions, rule_matches
+
+        names = [*cls.input_names, *cls.saved_names]
+        got = expressions(record, cls.input_names, cls.saved_names)
+        want = {n for n, need in zip(cls.input_names, needs, strict=True) if need}
+        assert set(got) == want, (cls.__name__, got)
+        for name, text in got.items():
+            assert rule_matches(cls.vjp[name], text, names), (cls.__name__, name, text)
+        return
+    got = [c[0] for c in node.backward_calls]
+    assert got == expected_calls(cls, needs), (cls.__name__, got, cls.vjp)
