@@ -33,6 +33,8 @@ __all__ = [
     "tap_slices",
     "axis_taps",
     "conv_geometry_nd",
+    "pool_geometry_nd",
+    "channels_last",
     "DATA_FORMATS_ND",
 ]
 
@@ -611,3 +613,33 @@ def conv_geometry_nd(
             )
         out.append(span // st + 1)
     return ConvGeometry(size, ks, s, d, pads, tuple(out))
+
+
+def pool_geometry_nd(
+    op: str,
+    rank: int,
+    input_shape: Sequence[int],
+    ksize: int | Sequence[int],
+    strides: int | Sequence[int],
+    padding: str | Sequence[Sequence[int]],
+    data_format: str | None = None,
+) -> ConvGeometry:
+    """A ``rank``-D pooling window's geometry like ``tf.nn.max_pool1d`` / ``max_pool3d``.
+
+    ``ksize`` and ``strides``: int, 1, rank or rank+2 ints (rank+2 in data_format order, 1 at N
+    and C). ``padding`` as in :func:`conv_geometry_nd`; explicit pads must be smaller than the
+    window, so that every window holds at least one input element.
+    """
+    if rank not in DATA_FORMATS_ND:
+        raise ValueError(f"{op}: rank must be 1, 2 or 3 spatial axes, got {rank!r}")
+    fmt = _nd_format(op, rank, DATA_FORMATS_ND[rank][0] if data_format is None else data_format)
+    _shape_n(op, "input shape", input_shape, rank + 2)
+    k = _nd_values(op, "ksize", ksize, rank, fmt)
+    geom = conv_geometry_nd(op, rank, input_shape, k, strides, padding, 1, fmt)
+    for axis, kk, (lo, hi) in zip(range(rank), k, geom.pads, strict=True):
+        if lo >= kk or hi >= kk:
+            raise ValueError(
+                f"{op}: padding {padding!r} must be smaller than ksize {k} along spatial axis "
+                f"{axis}: a window would lie entirely in the padding"
+            )
+    return geom
