@@ -5,14 +5,16 @@
     python examples/draw_graph.py --double-backward      # also the graph of d(loss)/dx itself
 
 The model (NHWC): conv 3x3 stride 2 (1->4) + relu -> conv 3x3 stride 2 (4->8) + relu -> flatten ->
-linear (-> 3 classes), on a batch of 2 random 8x8 images. One forward pass and one
-``backward(retain_graph=True)`` run (no training); the drawing then shows
+linear (-> 3 classes), on a batch of 2 random 8x8 images. One forward pass and one plain
+``backward()`` run (no training; the graph's structure and the engine's backward records survive
+the freeing of its arrays); the drawing then shows
 
 * every tensor with its shape and dtype, parameters by their module path (``features.0.weight``)
-  with their gradient's shape and norm;
+  with their gradient's norm, min and max;
 * every op with its attributes (``conv2d  strides=2  padding=SAME``);
-* for every op, a note with the ops its backward called: Conv2D's backward calls
-  ``conv2d_backprop_input -> d input`` and ``conv2d_backprop_filter -> d filter``;
+* for every op, a note with what its backward did, as the engine recorded it: the calls with
+  their operands (Conv2D's: ``#0 = conv2d_backprop_input(w, g)``, ``#1 =
+  conv2d_backprop_filter(x, g)``) and the expression of each input's gradient;
 * each module's ops grouped in a cluster.
 
 ``build_drawing()`` is what the test suite regenerates and compares (structure, not pixels) with
@@ -78,7 +80,7 @@ def build_drawing(double_backward: bool = False) -> graphviz.Digraph:
         (dx,) = tc.grad(loss, [x], create_graph=True)
         dx.name = "d loss / d x"
         roots.append(dx)
-    loss.backward(retain_graph=True)
+    loss.backward()
     return draw_graph(
         *roots, params=model.named_parameters(), show_backward=True, collapse="module"
     )

@@ -9,16 +9,17 @@ prints
 1. the loss and, per parameter, the gradient norm ||dL/dp|| at every training step;
 2. for the last step, layer by layer (module path + class, in forward order): each op the layer
    recorded in the forward pass with its shapes, and under it the ops that op's ``backward``
-   *called*, with their argument shapes -- e.g. a ``conv2d`` node's backward calls
-   ``conv2d_backprop_input`` (d input, a transposed convolution) and ``conv2d_backprop_filter``
-   (d filter, a correlation of the input with dy).
+   *called*, with their operands named by where they came from (``g`` the upstream gradient,
+   ``w`` the op's input, ``#0`` an earlier call) and shapes, and which input's gradient each
+   one is -- e.g. a ``conv2d`` node's backward calls ``conv2d_backprop_input(w, g)`` (d x, a
+   transposed convolution) and ``conv2d_backprop_filter(x, g)`` (d w, a correlation of the
+   input with the upstream gradient).
 
-How: before ``loss.backward()`` the graph is walked from the loss (each node keeps its input
-Tensors until backward releases them), noting every node's shapes and ``ctx.scope`` (the chain of
-modules that were running when it was recorded). While backward runs, the engine appends to each
-node's ``backward_calls`` every op called inside it, as ``(op_name, input_shapes, output_shape)``;
-that list, the scope and ``needs_input_grad`` survive the release of the graph, so they can be read
-after an ordinary ``backward()``.
+How: after an ordinary ``loss.backward()`` the graph is walked from the loss over the nodes'
+``input_edges()`` (the structure survives the freeing of the arrays), and every node's
+``backward_record`` (written by the engine: the calls, their operands' sources by identity, and
+the source of each input's gradient) and ``scope`` (the modules that were running when it was
+recorded) are read. Nothing is inferred from shapes or names.
 """
 
 from __future__ import annotations
@@ -37,17 +38,10 @@ import tinygrad_conv as tc
 from tinygrad_conv import nn, optim
 from tinygrad_conv.datasets import DataLoader, load_digits
 from tinygrad_conv.function import Function
+from tinygrad_conv.record import BackwardRecord, expressions, source_text
 from tinygrad_conv.scope import module_path
 
 TRAIN_CNN = Path(__file__).resolve().parent / "train_cnn.py"
-
-#: Names of the arguments of the conv family (and matmul), to label the shapes in the output.
-ARG_NAMES: dict[str, tuple[str, ...]] = {
-    "conv2d": ("x", "w"),
-    "conv2d_backprop_input": ("w", "dy"),
-    "conv2d_backprop_filter": ("x", "dy"),
-    "matmul": ("a", "b"),
-}
 
 LOSS_GROUP = "(loss)"
 
@@ -66,7 +60,7 @@ def load_train_cnn() -> ModuleType:
 # -- what is recorded ------------------------------------------------------------------------------
 @dataclass
 class OpRecord:
-    """One graph node: its forward shapes, and what its backward called (filled by the engine)."""
+    """One graph node: its forward shapes, and its backward record (written by the engine)."""
 
     node: Function
     input_shapes: tuple[tuple[int, ...], ...]
@@ -81,8 +75,8 @@ class OpRecord:
         return self.node.needs_input_grad
 
     @property
-    def backward_calls(self) -> list[tuple[str, tuple[tuple[int, ...], ...], tuple[int, ...]]]:
-        return self.node.backward_calls
+    def record(self) -> BackwardRecord | None:
+        return self.node.backward_record
 
 
 @dataclass
@@ -97,30 +91,33 @@ class LayerReport:
 
     def backward_op_names(self) -> list[str]:
         """Names of every op called by the backward of this layer's nodes, in order."""
-        return [call[0] for op in self.ops for call in op.backward_calls]
+        return [c.op for op in self.ops if op.record is not None for c in op.record.calls]
 
 
 def forward_graph(root: tc.Tensor) -> list[OpRecord]:
     """Every node reachable from ``root``, in forward (topological) order, with its shapes.
 
-    Must run before ``backward()`` releases the graph (the input Tensors are dropped then).
+    Reads ``input_edges()``, so it works before and after ``backward()`` released the arrays.
     """
     order: list[OpRecord] = []
     seen: set[int] = set()
-    stack: list[tuple[tc.Tensor, bool]] = [(root, False)]
+    if root.grad_fn is None:
+        return order
+    stack: list[tuple[Function, bool]] = [(root.grad_fn, False)]
     while stack:
-        t, inputs_done = stack.pop()
-        node = t._ctx
+        node, inputs_done = stack.pop()
+        edges = node.input_edges()
         if inputs_done:
-            order.append(OpRecord(node, tuple(i.shape for i in node.inputs), tuple(t.shape)))
+            shape, _ = node.output_info()
+            order.append(OpRecord(node, tuple(e.shape for e in edges), tuple(shape)))
             continue
-        if node is None or id(node) in seen:
+        if id(node) in seen:
             continue
         seen.add(id(node))
-        stack.append((t, True))
-        for inp in reversed(node.inputs):  # reversed: first input's subgraph comes out first
-            if inp._ctx is not None and id(inp._ctx) not in seen:
-                stack.append((inp, False))
+        stack.append((node, True))
+        for e in reversed(edges):  # reversed: first input's subgraph comes out first
+            if e.grad_fn is not None and id(e.grad_fn) not in seen:
+                stack.append((e.grad_fn, False))
     return order
 
 
@@ -161,53 +158,44 @@ def shape_text(shape: tuple[int, ...]) -> str:
     return "[" + ",".join(str(s) for s in shape) + "]"
 
 
-def _args_text(op_name: str, shapes: tuple[tuple[int, ...], ...]) -> str:
-    labels = ARG_NAMES.get(op_name)
-    if labels is not None and len(labels) == len(shapes):
-        return ", ".join(f"{a} {shape_text(s)}" for a, s in zip(labels, shapes, strict=True))
-    return ", ".join(shape_text(s) for s in shapes)
-
-
-def _roles(node: Function) -> dict[str, str]:
-    """op name -> what it computes, from the op class's ``backward_summary`` ("d filter")."""
-    roles: dict[str, str] = {}
-    for entry in getattr(type(node), "backward_summary", ()) or ():
-        if isinstance(entry, str) and "->" in entry:
-            op, what = entry.split("->", 1)
-            words = op.split()
-            if words:
-                roles.setdefault(words[0], what.strip())
-    return roles
+def _call_text(node: Function, k: int) -> str:
+    """``conv2d_backprop_input(w [3,3,24,48], g [4,4,4,48]) -> [4,4,4,24]``: call ``k`` of the
+    node's last backward pass, operands named by their recorded source."""
+    record = node.backward_record
+    assert record is not None
+    call = record.calls[k]
+    labels, saved = node.input_labels(), type(node).saved_names
+    args = []
+    for src, shape in zip(call.args, call.arg_shapes, strict=True):
+        name = f"#{src.index}" if src.kind == "call" else source_text(src, labels, saved)
+        args.append(f"{name} {shape_text(shape)}")
+    return f"#{k} {call.op}({', '.join(args)}) -> {shape_text(call.shape)}"
 
 
 def _op_lines(op: OpRecord, layer: LayerReport, first_conv_path: str | None) -> list[str]:
-    name = op.name
-    lines = [f"    {name:<14s}{_args_text(name, op.input_shapes)} -> {shape_text(op.output_shape)}"]
-    calls = op.backward_calls
-    roles = _roles(op.node)
+    node = op.node
+    labels = node.input_labels()
+    ins = ", ".join(f"{a} {shape_text(s)}" for a, s in zip(labels, op.input_shapes, strict=True))
+    lines = [f"    {op.name}({ins}) -> {shape_text(op.output_shape)}"]
+    record = op.record
     lead = "      backward: "
     pad = " " * len(lead)
-    for k, (call, shapes, out) in enumerate(calls):
-        role = f"   ({roles[call]})" if call in roles else ""
-        text = f"{call} ({_args_text(call, shapes)}) -> {shape_text(out)}{role}"
-        lines.append((lead if k == 0 else pad) + text)
-    if not calls:
-        parts = [
-            f"as is to {shape_text(s)}" if s == op.output_shape else f"summed to {shape_text(s)}"
-            for s, need in zip(op.input_shapes, op.needs_input_grad, strict=True)
-            if need
-        ]
-        lines.append(f"{lead}calls no op: the engine passes dy " + " and ".join(parts))
-    if name == "conv2d" and not op.needs_input_grad[0]:
+    if record is None:
+        return [*lines, f"{lead}did not run (no gradient reached this op)"]
+    texts = [_call_text(node, k) for k in range(len(record.calls))] or ["called no op"]
+    lines += [(lead if k == 0 else pad) + text for k, text in enumerate(texts)]
+    exprs = expressions(record, labels, type(node).saved_names)
+    for i, ig in enumerate(record.input_grads):
+        if ig is None:
+            continue
+        summed = f"  (summed from {shape_text(ig.summed_from)})" if ig.summed_from else ""
+        lines.append(f"{pad}d {labels[i]} = {exprs[labels[i]]}{summed}")
+    if op.name == "conv2d" and not op.needs_input_grad[0]:
         what = "the batch of images" if layer.path == first_conv_path else "a constant"
         lines.append(
             f"{pad}NO conv2d_backprop_input: this conv's input {shape_text(op.input_shapes[0])} is"
         )
-        lines.append(f"{pad}{what} and does not require grad, so d input is never computed.")
-    elif calls and not all(op.needs_input_grad):
-        skipped = [i for i, need in enumerate(op.needs_input_grad) if not need]
-        which = ", ".join(shape_text(op.input_shapes[i]) for i in skipped)
-        lines.append(f"{pad}(no gradient computed for {which}: it does not require grad)")
+        lines.append(f"{pad}{what} and does not require grad, so d x is never computed.")
     return lines
 
 
@@ -217,7 +205,8 @@ def format_report(layers: list[LayerReport], step: int) -> str:
     out = [
         f"What backward ran at step {step}, layer by layer, in forward order (backward visits "
         "them bottom-up).",
-        "Under each forward op: the ops its backward called, (argument shapes) -> result shape.",
+        "Under each forward op: the ops its backward called (operands: g = the upstream gradient,",
+        "an input's name = that input, #k = call k) -> result shape, then each input's gradient.",
         "",
     ]
     for layer in layers:
@@ -241,7 +230,7 @@ def format_conv_summary(layers: list[LayerReport]) -> str:
         for op in layer.ops:
             if op.name != "conv2d":
                 continue
-            called = [c[0] for c in op.backward_calls]
+            called = [c.op for c in op.record.calls] if op.record is not None else []
             out.append(f"  layer {layer.path} ({layer.class_name}): conv2d's backward called "
                        + " and ".join(called))  # fmt: skip
     first = next((op for r in layers for op in r.ops if op.name == "conv2d"), None)
@@ -303,9 +292,9 @@ def main(argv: list[str] | None = None) -> list[LayerReport]:
         value = loss.item()
         if not math.isfinite(value):
             raise SystemExit(f"loss became {value} at step {step}; try a smaller --lr")
-        ops = forward_graph(loss)  # before backward: it releases the inputs of every node
         opt.zero_grad()
         loss.backward()
+        ops = forward_graph(loss)  # the structure and the records survive the freed arrays
         history.append(
             {
                 name: float(np.sqrt(np.sum(p.grad.data.astype(np.float64) ** 2)))

@@ -696,10 +696,14 @@ def test_backward_calls_are_recorded() -> None:
     node = y.grad_fn
     y.sum().backward()
     # d x = g @ w^T and d w = x^T @ g: one matmul each, reading the transposed operand in place
-    assert node.backward_calls == [
-        ("matmul_nt", ((2, 4), (3, 4)), (2, 3)),
-        ("matmul_tn", ((2, 3), (2, 4)), (3, 4)),
+    rec = node.backward_record
+    up, a, b = tc.Source("upstream"), tc.Source("input", 0), tc.Source("input", 1)
+    assert [(c.op, c.shape, c.args) for c in rec.calls] == [
+        ("matmul_nt", (2, 3), (up, b)),
+        ("matmul_tn", (3, 4), (a, up)),
     ]
+    assert rec.passes == 1
+    assert [ig.source for ig in rec.input_grads] == [tc.Source("call", 0), tc.Source("call", 1)]
 
 
 # -- very deep graphs ------------------------------------------------------------------------------
@@ -758,7 +762,7 @@ def test_exception_in_backward_restores_engine_state() -> None:
     with pytest.raises(ArithmeticError, match="boom"):
         Boom.apply(x).sum().backward(create_graph=True)
     assert tc.is_grad_enabled()
-    assert function_module._running_backward is None
+    assert function_module._pass_log is None
     y = Boom.apply(x).sum()
     with tc.no_grad():
         with pytest.raises(ArithmeticError):

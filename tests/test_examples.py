@@ -211,12 +211,22 @@ def test_inspect_backprop_shows_which_conv_backprops_ran(
 
     blocks = _blocks(text)
     layer0, layer3 = blocks["layer 0"], blocks["layer 3"]
-    assert "conv2d_backprop_filter (x [4,8,8,1], dy [4,8,8,24]) -> [3,3,1,24]" in layer0
-    assert "conv2d_backprop_input (" not in layer0
-    assert "NO conv2d_backprop_input" in layer0 and "does not require grad" in layer0
-    assert "conv2d_backprop_input (w [3,3,24,48], dy [4,4,4,48]) -> [4,4,4,24]" in layer3
-    assert "conv2d_backprop_filter (x [4,4,4,24], dy [4,4,4,48]) -> [3,3,24,48]" in layer3
-    assert "max_pool2d_backprop" in blocks["layer 2"]
+    assert (
+        "    conv2d(x [4,8,8,1], w [3,3,1,24]) -> [4,8,8,24]\n"
+        "      backward: #0 conv2d_backprop_filter(x [4,8,8,1], g [4,8,8,24]) -> [3,3,1,24]\n"
+        "                d w = conv2d_backprop_filter(x, g)\n"
+        "                NO conv2d_backprop_input: this conv's input [4,8,8,1] is\n"
+        "                the batch of images and does not require grad, so d x is never computed."
+    ) in layer0
+    assert "conv2d_backprop_input(" not in layer0
+    assert (
+        "      backward: #0 conv2d_backprop_input(w [3,3,24,48], g [4,4,4,48]) -> [4,4,4,24]\n"
+        "                #1 conv2d_backprop_filter(x [4,4,4,24], g [4,4,4,48]) -> [3,3,24,48]\n"
+        "                d x = conv2d_backprop_input(w, g)\n"
+        "                d w = conv2d_backprop_filter(x, g)"
+    ) in layer3
+    assert "d b = g  (summed from [4,4,4,48])" in layer3
+    assert "d x = max_pool2d_backprop(g, argmax)" in blocks["layer 2"]
 
     # gradient norms: every parameter, every step, finite and positive
     for path in ("0", "3", "7"):

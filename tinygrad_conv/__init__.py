@@ -18,6 +18,7 @@ from tinygrad_conv.kernels.tuning import tune_for_speed
 from tinygrad_conv.lab import ConvLab, conv_lab, shape_oracle
 from tinygrad_conv.ops import *  # noqa: F403 - the op functions are the public API
 from tinygrad_conv.ops import __all__ as _ops_all
+from tinygrad_conv.record import BackwardRecord, BackwardTrace, Source, record_backward
 from tinygrad_conv.tensor import (
     Tensor,
     arange,
@@ -40,7 +41,11 @@ __version__ = "0.1.0"
 # both (kernels/tuning.py); the examples and the benchmark call it as their documented default.
 
 __all__ = [
+    "BackwardRecord",
+    "BackwardTrace",
     "Function",
+    "Source",
+    "record_backward",
     "get_blas_policy",
     "get_num_threads",
     "set_blas_policy",

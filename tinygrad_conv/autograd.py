@@ -13,6 +13,7 @@ Algorithm (iterative, so a 100,000-op chain needs no recursion):
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ import numpy as np
 
 from tinygrad_conv import function as _function
 from tinygrad_conv import grad_mode
+from tinygrad_conv import record as _record
 from tinygrad_conv.function import _released_message
 from tinygrad_conv.tensor import Tensor
 
@@ -100,13 +102,28 @@ def _run(
     """Run the reverse pass. Returns ``{id(leaf): (leaf, gradient)}`` for the leaves reached.
 
     ``capture`` maps ids of non-leaf tensors whose gradient the caller wants (``grad()``).
+    Every node visited gets its ``backward_record``; inside ``record_backward`` the pass is also
+    traced (steps, value copies, accumulations).
     """
+    trace = _record.active_trace()
+    if trace is not None and trace.thread != threading.get_ident():
+        raise RuntimeError(
+            "record_backward: a trace opened in another thread is active; record a backward "
+            "pass in the thread that opened record_backward (one trace at a time)"
+        )
     order = _topological_order(roots)
     grads: dict[int, Tensor] = {}
     keep: dict[int, Tensor] = {}  # keeps leaves alive while their id is a key
+    # with a trace: id(tensor) -> the step index of each contribution (None: a root's seed)
+    arrivals: dict[int, list[int | None]] | None = {} if trace is not None else None
+    contributions: dict[int, list[np.ndarray]] | None = (
+        {} if trace is not None and trace.values else None
+    )
     for r, s in zip(roots, seeds, strict=True):
         grads[id(r)] = grads[id(r)] + s if id(r) in grads else s
         keep[id(r)] = r
+        if arrivals is not None:
+            _note_arrival(arrivals, contributions, id(r), None, s)
     captured: dict[int, tuple[Tensor, Tensor]] = {}
     with grad_mode.set_grad_enabled(create_graph):
         for t in reversed(order):
@@ -120,30 +137,36 @@ def _run(
             if capture is not None and id(t) in capture:
                 captured[id(t)] = (t, g)
             node = t._ctx
-            node.backward_calls = []  # what this pass calls (a retained graph may run again)
-            _function._running_backward = node
+            log = _function._PassLog()
+            outer = _function._pass_log  # a backward may itself run grad() (nested passes)
+            _function._pass_log = log
             try:
                 in_grads = type(node).backward(node, g)
             finally:
-                _function._running_backward = None
-            if not isinstance(in_grads, tuple):
-                in_grads = (in_grads,)
+                _function._pass_log = outer
+            in_grads = _check_grads(node, in_grads)
             inputs = node.inputs
-            if len(in_grads) != len(inputs):
-                raise RuntimeError(
-                    f"{node.name}.backward returned {len(in_grads)} gradients for "
-                    f"{len(inputs)} inputs"
-                )
+            fitted: list[Tensor | None] = []
             for inp, gi, need in zip(inputs, in_grads, node.needs_input_grad, strict=True):
                 if not need or gi is None:
+                    fitted.append(None)
                     continue
                 gd, xd = gi.data, inp.data
                 if gd.shape != xd.shape or gd.dtype != xd.dtype:  # (fast path: nothing to fit)
                     gi = _fit_to_input(gi, inp, node)
+                fitted.append(gi)
                 key = id(inp)
                 grads[key] = grads[key] + gi if key in grads else gi
                 if inp._ctx is None:
                     keep[key] = inp
+            record = _write_record(node, g, t, log, in_grads, fitted)
+            if trace is not None:
+                step = len(trace.steps)
+                trace.steps.append(_step(trace, step, node, g, log, record, fitted))
+                for inp, gi in zip(inputs, fitted, strict=True):
+                    if gi is not None:
+                        _note_arrival(arrivals, contributions, id(inp), step, gi)  # type: ignore[arg-type]
+            del log
             if not retain_graph:
                 node.release()
         leaf_grads: dict[int, tuple[Tensor, Tensor]] = {}
@@ -154,8 +177,165 @@ def _run(
             if leaf._hooks:
                 g = _apply_hooks(leaf, g)
             leaf_grads[key] = (leaf, g)
+    if trace is not None:
+        _write_accumulations(trace, arrivals, contributions, order, keep, roots)  # type: ignore[arg-type]
     leaf_grads.update(captured)
     return leaf_grads
+
+
+def _check_grads(node: Any, in_grads: Any) -> tuple[Tensor | None, ...]:
+    """``backward``'s result as a tuple with one Tensor or None per input, or a clear error."""
+    if not isinstance(in_grads, tuple):
+        in_grads = (in_grads,)
+    n = len(node.inputs)
+    if len(in_grads) != n:
+        raise RuntimeError(
+            f"{node.name}.backward returned {len(in_grads)} gradients for {n} inputs "
+            "(return one Tensor or None per input of forward)"
+        )
+    for i, gi in enumerate(in_grads):
+        if gi is not None and not isinstance(gi, Tensor):
+            raise TypeError(
+                f"{node.name}.backward returned {type(gi).__name__} for input {i}; expected a "
+                "Tensor or None (wrap an ndarray with tc.tensor(...) or compute it with Tensor ops)"
+            )
+    return in_grads
+
+
+def _write_record(
+    node: Any,
+    g: Tensor,
+    out: Tensor,
+    log: _function._PassLog,
+    returned: Sequence[Tensor | None],
+    fitted: Sequence[Tensor | None],
+) -> _record.BackwardRecord:
+    """Turn what the pass logged into ``node.backward_record``: every operand and every input
+    gradient traced to its source by object identity."""
+    inputs = node.inputs
+    known: dict[int, _record.Source] = {}
+    by_data: dict[int, _record.Source] = {}
+    for k, value in enumerate(node._saved):
+        src = _record.saved_source(k)
+        if isinstance(value, np.ndarray):
+            by_data[id(value)] = src
+        elif isinstance(value, Tensor):
+            known[id(value)] = src
+            by_data[id(value.data)] = src
+    by_data[id(out.data)] = _record.OUTPUT
+    known[id(out)] = _record.OUTPUT
+    for i in range(len(inputs) - 1, -1, -1):  # the first position wins when one tensor is both
+        src = _record.input_source(i)
+        known[id(inputs[i])] = src
+        by_data[id(inputs[i].data)] = src
+    known[id(g)] = _record.UPSTREAM
+    constants = log.constants
+
+    def source(t: Tensor) -> _record.Source:
+        src = known.get(id(t))
+        if src is not None:
+            return src
+        c = constants.get(id(t))
+        if c is not None:
+            return _record.Source("constant", None, c[1])
+        return by_data.get(id(t.data), _record.UNTRACKED)
+
+    calls = []
+    for k, (ctx, operands, result) in enumerate(log.calls):
+        args = tuple([source(a) for a in operands])
+        known[id(result)] = _record.call_source(k)
+        shapes = tuple([a.data.shape for a in operands])
+        calls.append(
+            _record.Call(ctx.name, result.data.shape, args, _plain_attrs(ctx.attrs), shapes)
+        )
+    input_grads: list[_record.InputGrad | None] = []
+    for gi, fi in zip(returned, fitted, strict=True):
+        if fi is None or gi is None:
+            input_grads.append(None)
+            continue
+        shape = fi.data.shape
+        summed = gi.data.shape if gi.data.shape != shape else None
+        cast = gi.data.dtype.name if gi.data.dtype != fi.data.dtype else None
+        input_grads.append(_record.InputGrad(source(gi), shape, summed, cast))
+    prev = node.backward_record
+    record = _record.BackwardRecord(
+        1 if prev is None else prev.passes + 1, tuple(calls), tuple(input_grads)
+    )
+    node.backward_record = record
+    return record
+
+
+def _plain_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments with any array replaced by a description (records hold no arrays)."""
+    for value in attrs.values():
+        if type(value) not in _function._PLAIN_ATTR_TYPES and _function._holds_array(value):
+            return {k: _function._describe_arrays(v) for k, v in attrs.items()}
+    return attrs
+
+
+def _step(
+    trace: _record.BackwardTrace,
+    index: int,
+    node: Any,
+    g: Tensor,
+    log: _function._PassLog,
+    record: _record.BackwardRecord,
+    fitted: Sequence[Tensor | None],
+) -> _record.Step:
+    step = _record.Step(index, node, g.data.shape, record)
+    if trace.values:
+        step.upstream = np.array(g.data, copy=True)
+        step.call_values = [np.array(r.data, copy=True) for _, _, r in log.calls]
+        step.input_grad_values = [
+            None if f is None else np.array(f.data, copy=True) for f in fitted
+        ]
+    return step
+
+
+def _note_arrival(
+    arrivals: dict[int, list[int | None]],
+    contributions: dict[int, list[np.ndarray]] | None,
+    key: int,
+    step: int | None,
+    g: Tensor,
+) -> None:
+    arrivals.setdefault(key, []).append(step)
+    if contributions is not None:
+        contributions.setdefault(key, []).append(np.array(g.data, copy=True))
+
+
+def _write_accumulations(
+    trace: _record.BackwardTrace,
+    arrivals: dict[int, list[int | None]],
+    contributions: dict[int, list[np.ndarray]] | None,
+    order: Sequence[Tensor],
+    keep: dict[int, Tensor],
+    roots: Sequence[Tensor],
+) -> None:
+    """One event per tensor that received more than one gradient contribution."""
+    tensors = {id(t): t for t in order}
+    tensors.update(keep)
+    for r in roots:
+        tensors[id(r)] = r
+    for key, steps in arrivals.items():
+        if len(steps) < 2:
+            continue
+        t = tensors[key]
+        event = _record.Accumulation(
+            target=t._ctx if t._ctx is not None else t,
+            shape=t.data.shape,
+            name=t.name,
+            steps=list(steps),
+            count=len(steps),
+        )
+        if contributions is not None:
+            parts = contributions[key]
+            event.contributions = parts
+            total = parts[0].copy()
+            for p in parts[1:]:
+                total = total + p
+            event.total = total
+        trace.accumulations.append(event)
 
 
 def _apply_hooks(t: Tensor, g: Tensor) -> Tensor:

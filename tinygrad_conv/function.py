@@ -4,53 +4,126 @@ A Function subclass defines
 
 * ``forward(ctx, *arrays, **attrs) -> ndarray`` on plain numpy arrays (no graph, pure numpy), and
 * ``backward(ctx, grad_output: Tensor) -> Tensor | tuple[Tensor | None, ...]`` written with
-  *differentiable* Tensor ops (DeZero's rule).
+  *differentiable* Tensor ops (DeZero's rule),
+
+and declares, for the drawings, the names of its inputs (``input_names``), of what it saves
+(``saved_names``) and its vector-Jacobian product per input (``vjp``, e.g. ``{"a": "mul(g, b)"}``):
+the text a drawing shows before backward has run, checked by the tests against what a real
+backward records (:mod:`tinygrad_conv.record`).
 
 Because backward is made of ordinary ops, running it with recording on (``create_graph=True``) builds
 the graph of the gradient itself, so second derivatives need no extra code.
 
 The instance passed as ``ctx`` *is* the graph node. It keeps the input Tensors (the graph edges), the
-keyword attributes (for drawing), whatever ``save_for_backward`` stored, and a weak reference to its
-output (a strong one would form a cycle output -> node -> output). ``release()`` drops all arrays once
-backward has used them, like PyTorch's freeing of saved tensors.
+keyword attributes (the op's arguments), whatever ``save_for_backward`` stored, and a weak reference
+to its output (a strong one would form a cycle output -> node -> output). ``release()`` drops every
+array once backward has used them, like PyTorch's freeing of saved tensors, but keeps the graph's
+structure (:class:`Edge` per input) and the ``backward_record``, so a graph can be drawn after a
+plain ``backward()``.
 """
 
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from tinygrad_conv import grad_mode
 from tinygrad_conv import scope as _scope
+from tinygrad_conv.record import BackwardRecord
 
 if TYPE_CHECKING:
     from tinygrad_conv.tensor import Tensor
 
-# The node whose backward is running (set by the engine), so that every op called inside it can be
-# recorded in ``node.backward_calls``: this is how the drawings and examples show "what backward calls".
-_running_backward: Function | None = None
+
+class Edge(NamedTuple):
+    """What a node knows of one of its inputs, also after backward has freed the arrays.
+
+    ``grad_fn`` is the node that produced the input (``None`` for a leaf); ``leaf`` the input itself
+    when it is a leaf that requires grad (kept alive, like PyTorch's AccumulateGrad keeps its
+    variable); ``ref`` a weak reference to any other input (constants, data), alive or not.
+    """
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    name: str | None
+    requires_grad: bool
+    grad_fn: Function | None
+    leaf: Tensor | None
+    ref: weakref.ref | None
+
+    @property
+    def tensor(self) -> Tensor | None:
+        """The input Tensor if it is still alive (non-leaf inputs: only before release)."""
+        if self.leaf is not None:
+            return self.leaf
+        return None if self.ref is None else self.ref()
+
+
+def _edge(t: Tensor) -> Edge:
+    if t._ctx is not None:
+        return Edge(t.data.shape, t.data.dtype, t.name, True, t._ctx, None, weakref.ref(t))
+    if t.requires_grad:
+        return Edge(t.data.shape, t.data.dtype, t.name, True, None, t, None)
+    return Edge(t.data.shape, t.data.dtype, t.name, False, None, None, weakref.ref(t))
+
+
+class _PassLog:
+    """What the backward of one node does while it runs: every op it calls (with its operand
+    Tensors and result, held only until the engine has turned them into a record) and the scalar
+    constants it creates."""
+
+    __slots__ = ("calls", "constants")
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Function, tuple[Tensor, ...], Tensor]] = []
+        self.constants: dict[int, tuple[Tensor, Any]] = {}
+
+
+# The log of the node whose backward is running (set by the engine), so that every op called
+# inside it is recorded; None outside backward, where apply records nothing.
+_pass_log: _PassLog | None = None
+
+
+def note_constant(t: Tensor, value: Any) -> None:
+    """Mark ``t`` as the scalar constant ``value`` if a backward is running (ops call this where
+    they turn a Python scalar into a Tensor, so the record can say ``2`` instead of 'untracked')."""
+    log = _pass_log
+    if log is not None:
+        log.constants[id(t)] = (t, value)
 
 
 class Function:
     """Base class of differentiable ops; see the module docstring for the contract.
 
     Attributes available on ``ctx``:
-        inputs: the input Tensors (constants are wrapped as Tensors that do not require grad).
+        inputs: the input Tensors (constants are wrapped as Tensors that do not require grad);
+            ``None`` once released (``input_edges()`` still describes them).
         needs_input_grad: one bool per input, like PyTorch.
-        attrs: the keyword arguments given to ``apply`` (non-differentiable op attributes).
+        attrs: the keyword arguments given to ``apply`` (the op's non-Tensor arguments).
         output: the output Tensor while it is alive (``None`` otherwise).
-        backward_calls: list of ``(op_name, input_shapes, output_shape)`` recorded while backward ran.
+        backward_record: what the last backward pass through this node did
+            (:class:`tinygrad_conv.record.BackwardRecord`), ``None`` before the first.
     """
 
     #: Name shown in drawings and error messages; defaults to the class name in lower case.
     op_name: ClassVar[str] = ""
+    #: Names of the inputs in rules and drawings (one per input; ``("x*",)`` for a variable count,
+    #: named x0, x1, ...). Default: ``x`` for one input, ``a, b`` for two, ``input<i>`` otherwise.
+    input_names: ClassVar[tuple[str, ...]] = ()
+    #: Names of the values ``save_for_backward`` stores, in order.
+    saved_names: ClassVar[tuple[str, ...]] = ()
+    #: The vector-Jacobian product per input name, in the record's expression grammar
+    #: (``g``, input names, ``out``, saved names, numbers, ``op(args)``); ``"*"`` stands for every
+    #: input of a variable-count op. ``None``: not declared.
+    vjp: ClassVar[Mapping[str, str] | None] = None
 
     inputs: tuple[Tensor, ...] | None
     needs_input_grad: tuple[bool, ...]
     attrs: dict[str, Any]
-    backward_calls: list[tuple[str, tuple[tuple[int, ...], ...], tuple[int, ...]]]
+    backward_record: BackwardRecord | None
     released: bool
 
     # -- the two methods subclasses write ---------------------------------------------------------
@@ -87,12 +160,61 @@ class Function:
         """Display name of the op (``op_name`` or the class name in lower case)."""
         return type(self).op_name or type(self).__name__.lower()
 
+    # -- what views read -----------------------------------------------------------------------------
+    def input_edges(self) -> tuple[Edge, ...]:
+        """One :class:`Edge` per input: the graph's structure, also after ``release()``."""
+        edges = self.__dict__.get("_edges")
+        if edges is None:
+            edges = tuple([_edge(t) for t in self.inputs or ()])
+        return edges
+
+    def output_info(self) -> tuple[tuple[int, ...], np.dtype]:
+        """Shape and dtype of the output (kept after release, when the output may be gone)."""
+        info = self.__dict__.get("_out_info")
+        if info is None:
+            out = self.output
+            info = (out.data.shape, out.data.dtype) if out is not None else ((), np.dtype("f8"))
+        return info
+
+    def input_labels(self) -> tuple[str, ...]:
+        """The name of each input in rules and drawings (see ``input_names``)."""
+        n = len(self.needs_input_grad)
+        declared = type(self).input_names
+        if len(declared) == 1 and declared[0].endswith("*"):
+            stem = declared[0][:-1]
+            return tuple(f"{stem}{i}" for i in range(n))
+        if len(declared) == n:
+            return declared
+        if n == 1:
+            return ("x",)
+        if n == 2:
+            return ("a", "b")
+        return tuple(f"input{i}" for i in range(n))
+
+    def declared_vjp(self) -> dict[str, str] | None:
+        """``{input label: rule}`` from the class's ``vjp`` (``None`` when not declared).
+
+        Ops whose backward depends on their arguments (e.g. matmul's transpose flags) override
+        this to give the rule of this node.
+        """
+        vjp = type(self).vjp
+        if vjp is None:
+            return None
+        labels = self.input_labels()
+        if "*" in vjp:
+            return {name: vjp["*"] for name in labels}
+        return {name: vjp[name] for name in labels if name in vjp}
+
     def release(self) -> None:
-        """Free the inputs, saved values and any arrays stored on ``ctx`` (after backward)."""
+        """Free the inputs, saved values and any arrays stored on ``ctx`` (after backward).
+
+        What stays: the op's name and arguments, ``needs_input_grad``, the module scope, the
+        ``backward_record``, one :class:`Edge` per input and the output's shape and dtype.
+        """
         d = self.__dict__
         attrs = d["attrs"]
-        # array-valued attributes (masks, argmax, window matrices, index arrays inside a getitem
-        # tuple) can be activation-sized: keep only a description of them, for drawings
+        # an argument that is an array (getitem's index arrays) can be activation-sized: keep only
+        # a description of it
         for value in attrs.values():
             if type(value) not in _PLAIN_ATTR_TYPES and _holds_array(value):
                 attrs = {k: _describe_arrays(v) for k, v in attrs.items()}
@@ -100,12 +222,16 @@ class Function:
         keep = {
             "attrs": attrs,
             "needs_input_grad": d["needs_input_grad"],
-            "backward_calls": d["backward_calls"],
+            "backward_record": d["backward_record"],
             "inputs": None,
             "released": True,
+            "_edges": self.input_edges(),
+            "_out_info": self.output_info(),
         }
         if "scope" in d:
             keep["scope"] = d["scope"]
+        if "_output_ref" in d:
+            keep["_output_ref"] = d["_output_ref"]
         d.clear()
         d.update(keep)
 
@@ -124,7 +250,7 @@ class Function:
         ctx.__dict__ = {
             "attrs": attrs,
             "needs_input_grad": needs if record else (False,) * len(tensors),
-            "backward_calls": [],
+            "backward_record": None,
             "released": False,
             "_saved": (),
         }
@@ -138,10 +264,8 @@ class Function:
             d["_output_ref"] = weakref.ref(out)
             d["scope"] = _scope._current  # the modules being called, for drawings by module
             out._ctx = ctx
-        if _running_backward is not None:
-            _running_backward.backward_calls.append(
-                (ctx.name, tuple([t.data.shape for t in tensors]), out_data.shape)
-            )
+        if _pass_log is not None:
+            _pass_log.calls.append((ctx, tensors, out))
         return out
 
     def __repr__(self) -> str:

@@ -34,6 +34,7 @@ from typing import Any
 import graphviz
 import numpy as np
 
+from tinygrad_conv import record as _record
 from tinygrad_conv import scope as _scope
 from tinygrad_conv.function import Function
 from tinygrad_conv.tensor import Tensor
@@ -236,31 +237,31 @@ def _norm(a: np.ndarray) -> float:
     return float(np.sqrt(np.sum(np.square(a, dtype=np.float64))))
 
 
-def _data_text(a: np.ndarray) -> str:
-    if a.size == 0:
-        return "data: (empty)"
-    if a.size <= 6:
-        vals = ", ".join(_num(x) for x in a.ravel().tolist())
-        return f"data: [{vals}]"
-    if a.dtype.kind in "fiub":
-        f = a.astype(np.float64, copy=False)
-        return f"data: min {_num(f.min())}  mean {_num(f.mean())}  max {_num(f.max())}"
-    return f"data: {a.size} values"
-
-
 # ----------------------------------------------------------------------------- graph collection
+
+
+@dataclass
+class _TensorBox:
+    """One tensor of the drawing, from the live Tensor or from the node's recorded Edge."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    name: str | None
+    requires_grad: bool
+    producer: Function | None  # the node that made it (None for a leaf)
+    tensor: Tensor | None  # the Tensor itself while it is alive
 
 
 @dataclass
 class _Graph:
     """Everything reachable from the roots, with the ids assigned to it (objects kept alive)."""
 
-    tensors: list[Tensor] = field(default_factory=list)
+    tensors: list[_TensorBox] = field(default_factory=list)
     nodes: list[Function] = field(default_factory=list)
-    tid: dict[int, int] = field(default_factory=dict)  # id(tensor) -> index in tensors
+    tid: dict[Any, int] = field(default_factory=dict)  # tensor key -> index in tensors
     nid: dict[int, int] = field(default_factory=dict)  # id(node) -> index in nodes
     node_out: list[int] = field(default_factory=list)  # node index -> output tensor index
-    node_in: list[list[int] | None] = field(default_factory=list)  # None when released
+    node_in: list[list[int]] = field(default_factory=list)
     # tensor index -> [(node index, input position)] of the ops that use it
     consumers: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
 
@@ -282,81 +283,62 @@ def _flatten_roots(roots: tuple[Any, ...]) -> list[Tensor]:
 
 
 def _collect(roots: list[Tensor]) -> _Graph:
-    """Walk the graph from ``roots`` with an explicit stack (no recursion)."""
-    g = _Graph()
+    """Walk the graph from ``roots`` over the nodes' recorded edges (no recursion).
 
-    def tensor_index(t: Tensor) -> tuple[int, bool]:
-        k = g.tid.get(id(t))
+    A non-leaf tensor is keyed by the node that produced it (one output per node), a live leaf by
+    itself; a constant that backward freed gets a key of its own per use.
+    """
+    g = _Graph()
+    held: list[Any] = []  # keeps every keyed object alive while the drawing is made
+
+    def add(key: Any, box: _TensorBox) -> tuple[int, bool]:
+        k = g.tid.get(key)
         if k is not None:
+            if g.tensors[k].tensor is None and box.tensor is not None:
+                g.tensors[k].tensor = box.tensor
             return k, False
-        g.tid[id(t)] = len(g.tensors)
-        g.tensors.append(t)
+        g.tid[key] = len(g.tensors)
+        g.tensors.append(box)
         return len(g.tensors) - 1, True
 
-    stack: list[Tensor] = []
+    stack: list[Function] = []
     for r in roots:
-        _, new = tensor_index(r)
-        if new:
-            stack.append(r)
+        held.append(r)
+        key = ("node", id(r._ctx)) if r._ctx is not None else ("t", id(r))
+        add(key, _TensorBox(r.shape, r.dtype, r.name, r.requires_grad, r._ctx, r))
+        if r._ctx is not None:
+            stack.append(r._ctx)
     while stack:
-        t = stack.pop()
-        node = t._ctx
-        if node is None or id(node) in g.nid:
+        node = stack.pop()
+        if id(node) in g.nid:
             continue
         n = len(g.nodes)
         g.nid[id(node)] = n
         g.nodes.append(node)
-        g.node_out.append(g.tid[id(t)])
-        inputs = None if node.released else node.inputs
-        if inputs is None:
-            g.node_in.append(None)
-            continue
+        out_live = node.output
+        shape, dtype = node.output_info()
+        name = out_live.name if out_live is not None else None
+        k_out, _ = add(("node", id(node)), _TensorBox(shape, dtype, name, True, node, out_live))
+        g.node_out.append(k_out)
         idxs = []
-        for pos, inp in enumerate(inputs):
-            k, new = tensor_index(inp)
+        for pos, e in enumerate(node.input_edges()):
+            live = e.tensor
+            if e.grad_fn is not None:
+                key: Any = ("node", id(e.grad_fn))
+            elif live is not None:
+                key = ("t", id(live))
+                held.append(live)
+            else:
+                key = ("edge", n, pos)
+            box = _TensorBox(e.shape, e.dtype, e.name, e.requires_grad, e.grad_fn, live)
+            k, _ = add(key, box)
             idxs.append(k)
             g.consumers.setdefault(k, []).append((n, pos))
-            if new:
-                stack.append(inp)
+            if e.grad_fn is not None and id(e.grad_fn) not in g.nid:
+                stack.append(e.grad_fn)
         g.node_in.append(idxs)
+    g.held = held  # type: ignore[attr-defined]
     return g
-
-
-def _backward_ran(g: _Graph) -> list[bool]:
-    """Whether each node's backward has run, as far as the graph tells.
-
-    A node ran if it recorded backward calls or was released, or if an op that uses its output
-    (with a gradient for it) ran: gradients flow from consumers to producers. Nodes are visited
-    consumers first (Kahn's algorithm on the collected graph; no recursion).
-    """
-    n_nodes = len(g.nodes)
-    pending = [0] * n_nodes  # consumers of each node's output not yet visited
-    for n in range(n_nodes):
-        pending[n] = len(g.consumers.get(g.node_out[n], ()))
-    ran = [bool(node.backward_calls) or node.released for node in g.nodes]
-    ready = [n for n in range(n_nodes) if pending[n] == 0]
-    while ready:
-        n = ready.pop()
-        for pos, k in enumerate(g.node_in[n] or ()):
-            ctx = g.tensors[k]._ctx
-            p = g.nid.get(id(ctx)) if ctx is not None else None
-            if p is None:
-                continue
-            if ran[n] and g.nodes[n].needs_input_grad[pos]:
-                ran[p] = True
-            pending[p] -= 1
-            if pending[p] == 0:
-                ready.append(p)
-    return ran
-
-
-def _dedupe_calls(calls: list[Any]) -> tuple[list[Any], int]:
-    """``(one pass, number of passes)`` when ``calls`` repeats one sequence (several backwards)."""
-    n = len(calls)
-    for period in range(1, n // 2 + 1):
-        if n % period == 0 and calls == calls[:period] * (n // period):
-            return calls[:period], n // period
-    return calls, 1
 
 
 def _param_names(params: Any) -> dict[int, str]:
@@ -388,161 +370,111 @@ def _param_names(params: Any) -> dict[int, str]:
 
 # ----------------------------------------------------------------------------- labels
 
+#: tensors with at most this many elements show their values (and gradients) signed
+SMALL = 6
 
-def _tensor_label(t: Tensor, name: str | None, show_data: bool, is_root: bool) -> list[str]:
+
+def _nested(values: Any) -> str:
+    if isinstance(values, list):
+        return "[" + ", ".join(_nested(v) for v in values) + "]"
+    return _num(values)
+
+
+def _values_text(label: str, a: np.ndarray) -> str:
+    """``grad = -4`` / ``data = [[1, -2], [0, 3]]`` for small arrays (signed, as micrograd
+    shows them); ``|grad|=5.2  min -1  max 3`` for larger ones."""
+    if a.size == 0:
+        return f"{label} (empty)"
+    if a.size <= SMALL:
+        return f"{label} = {_nested(a.tolist())}"
+    if a.dtype.kind in "fiub":
+        f = a.astype(np.float64, copy=False)
+        return f"|{label}|={_num(_norm(f))}  min {_num(f.min())}  max {_num(f.max())}"
+    return f"{label}: {a.size} values"
+
+
+def _tensor_label(box: _TensorBox, name: str | None, show_values: bool, is_root: bool) -> list[str]:
     lines = []
-    title = name or t.name
+    title = name or box.name
     if title:
         lines.append(title)
-    elif is_root and t._ctx is not None:
-        lines.append(f"output of {t._ctx.name}")
-    lines.append(f"{_shape_text(t.shape)} {t.dtype.name}")
-    if show_data:
-        lines.append(_data_text(t.data))
-    if t.grad is not None:
-        gr = t.grad
-        graph = "  (graph)" if gr._ctx is not None else ""
-        lines.append(f"grad {_shape_text(gr.shape)} |g|={_num(_norm(gr.data))}{graph}")
+    elif is_root and box.producer is not None:
+        lines.append(f"output of {box.producer.name}")
+    lines.append(f"{_shape_text(box.shape)} {box.dtype.name}")
+    t = box.tensor
+    if show_values and t is not None:
+        lines.append(_values_text("data", t.data))
+    if t is not None and t.grad is not None:
+        graph = "  (graph)" if t.grad._ctx is not None else ""
+        lines.append(_values_text("grad", t.grad.data) + graph)
     return lines
 
 
-def _input_names(node: Function, g: _Graph, labels: dict[int, str]) -> list[str]:
-    """What to call each input's gradient: from ``input_names``, ``backward_summary`` or tensors."""
-    n_in = len(node.needs_input_grad)
-    declared = getattr(type(node), "input_names", None)
-    if declared and len(declared) == n_in:
-        return [f"d {x}" for x in declared]
-    summary = _summary(node)
-    if summary and len(summary) == n_in:
-        return [s.split("->", 1)[1].strip() for s in summary]
-    inputs = g.node_in[g.nid[id(node)]]
-    if n_in == 1:
-        return ["d input"]
-    out = []
-    for i in range(n_in):
-        name = labels.get(inputs[i]) if inputs is not None else None
-        out.append(f"d {name}" if name else f"d input{i}")
-    return out
+def _call_line(k: int, call: Any, labels: Sequence[str], saved: Sequence[str]) -> str:
+    """``#1 = mul(g, b) -> (2, 3)``: one call of a pass, its operands by source."""
+    args = []
+    for a in call.args:
+        args.append(f"#{a.index}" if a.kind == "call" else _record.source_text(a, labels, saved))
+    return f"#{k} = {call.op}({', '.join(args)}) -> {_shape_text(call.shape)}"
 
 
-def _summary(node: Function) -> tuple[str, ...]:
-    summary = getattr(type(node), "backward_summary", None)
-    if isinstance(summary, (tuple, list)) and all(
-        isinstance(s, str) and "->" in s for s in summary
-    ):
-        return tuple(summary)
-    return ()
-
-
-def _assign_calls(
-    node: Function, inputs: Sequence[Tensor] | None, calls: list[Any]
-) -> dict[int, tuple[int, bool]]:
-    """Map input index -> (index into backward_calls that produced its gradient, summed?).
-
-    Uses the engine's ``node.backward_results`` (index of the producing call per input) when it is
-    recorded. Otherwise: the last not-yet-assigned call whose output has the input's shape (the
-    input named by ``backward_summary`` preferring that op), taking inputs from last to first; then
-    a call whose output sums down (broadcasting undone) to the input's shape.
-    """
-    recorded = node.__dict__.get("backward_results")
-    if recorded is not None:
-        return {i: (k, False) for i, k in enumerate(recorded) if k is not None and k < len(calls)}
-    if inputs is None or not calls:
-        return {}
-    summary = _summary(node)
-    wanted_ops = (
-        [(s.split("->", 1)[0].split() or [""])[0] for s in summary]
-        if len(summary) == len(inputs)
-        else None
-    )
-    taken: set[int] = set()
-    result: dict[int, tuple[int, bool]] = {}
-    for i in reversed(range(len(inputs))):
-        if not node.needs_input_grad[i]:
-            continue
-        shape = tuple(inputs[i].shape)
-        exact = [k for k, c in enumerate(calls) if k not in taken and tuple(c[2]) == shape]
-        if wanted_ops is not None:
-            preferred = [k for k in exact if calls[k][0] == wanted_ops[i]]
-            exact = preferred or exact
-        if exact:
-            result[i] = (exact[-1], False)
-            taken.add(exact[-1])
-            continue
-        summed = [
-            k
-            for k, c in enumerate(calls)
-            if k not in taken and len(c[2]) >= len(shape) and _reduces_to(tuple(c[2]), shape)
-        ]
-        if summed:
-            result[i] = (summed[-1], True)
-            taken.add(summed[-1])
-    return result
-
-
-def _reduces_to(big: tuple[int, ...], small: tuple[int, ...]) -> bool:
-    try:
-        return np.broadcast_shapes(big, small) == big
-    except ValueError:
-        return False
-
-
-def _passed_through(name: str, inp: Tensor, out_shape: tuple[int, ...]) -> str:
-    if tuple(out_shape) != tuple(inp.shape):
-        return f"{name} = the upstream gradient summed to {_shape_text(inp.shape)}"
-    return f"{name} = the upstream gradient (passed through)"
+def _same_tensor_lines(labels: Sequence[str], in_idx: Sequence[int]) -> list[str]:
+    """``(a and b are the same tensor)`` for inputs that are one tensor (``x * x``)."""
+    groups: dict[int, list[str]] = {}
+    for label, k in zip(labels, in_idx, strict=True):
+        groups.setdefault(k, []).append(label)
+    return [
+        f"({', '.join(names[:-1])} and {names[-1]} are the same tensor)"
+        for names in groups.values()
+        if len(names) > 1
+    ]
 
 
 def _backward_lines(
-    node: Function, g: _Graph, labels: dict[int, str], backward_ran: bool
+    node: Function, in_idx: Sequence[int], names: Sequence[str]
 ) -> tuple[list[str], dict[int, str]]:
-    """Lines of the backward note, and ``{input index: edge label}`` for the gradient edges."""
-    n = g.nid[id(node)]
-    out_shape = g.tensors[g.node_out[n]].shape
-    in_idx = g.node_in[n]
-    inputs = None if in_idx is None else [g.tensors[k] for k in in_idx]
-    names = _input_names(node, g, labels)
-    calls, passes = _dedupe_calls(list(node.backward_calls))
+    """Lines of the backward note, and ``{input index: edge label}`` for the gradient edges.
+
+    Read from ``node.backward_record`` once backward has run, else from the op's declared rule.
+    ``in_idx`` are the drawing's indices of the input tensors, ``names`` their display names
+    (``d <name>`` in the edge labels).
+    """
+    labels = node.input_labels()
+    saved = type(node).saved_names
+    record = node.backward_record
     edges: dict[int, str] = {}
-    if calls:
-        assigned = _assign_calls(node, inputs, calls)
-        produced = {k: (i, summed) for i, (k, summed) in assigned.items()}
-        times = f" ({passes} backward passes, each)" if passes > 1 else ""
-        lines = [f"backward of {node.name} called{times}:"]
-        for k, (op, in_shapes, out_shape) in enumerate(calls):
-            args = ", ".join(_shape_text(s) for s in in_shapes)
-            text = f"{op}({args}) -> {_shape_text(out_shape)}"
-            if k in produced:
-                i, summed = produced[k]
-                text += f"  = {names[i]}" + ("  (summed to shape)" if summed else "")
-                edges[i] = f"{names[i]}  {_shape_text(out_shape)}"
-            lines.append(text)
-        if inputs is not None:
-            for i, need in enumerate(node.needs_input_grad):
-                if need and i not in edges:
-                    lines.append(_passed_through(names[i], inputs[i], out_shape))
-                    edges[i] = names[i]
-        return lines, edges
-    summary = _summary(node)
-    if backward_ran:
-        lines = [f"backward of {node.name}: calls no op"]
-        if inputs is not None:
-            for i, need in enumerate(node.needs_input_grad):
-                if need:
-                    lines.append(_passed_through(names[i], inputs[i], out_shape))
-                    edges[i] = names[i]
-        return lines, edges
-    if summary:
-        needed = list(range(len(summary)))
-        if len(summary) == len(node.needs_input_grad):  # one line per input, in input order
-            needed = [i for i in needed if node.needs_input_grad[i]] or needed
-        lines = [f"backward of {node.name} will call:", *(summary[i] for i in needed)]
-        if inputs is not None and len(summary) == len(inputs):
-            for i in needed:
-                if node.needs_input_grad[i]:
-                    edges[i] = summary[i].split("->", 1)[1].strip()
-        return lines, edges
-    return [f"backward of {node.name}: has not run"], {}
+    lines: list[str] = []
+    if record is None:
+        rules = node.declared_vjp()
+        needed = [i for i, need in enumerate(node.needs_input_grad) if need]
+        if rules is None:
+            return [f"backward of {node.name}: no rule declared; has not run"], {}
+        lines.append(f"backward of {node.name} (not run yet) will compute:")
+        for i in needed:
+            rule = rules.get(labels[i])
+            lines.append(f"d {labels[i]} = {rule if rule is not None else '(not declared)'}")
+            edges[i] = f"d {names[i]}"
+        return lines + _same_tensor_lines(labels, in_idx), edges
+    passes = "1 pass" if record.passes == 1 else f"{record.passes} passes"
+    if record.calls:
+        lines.append(f"backward of {node.name} ran ({passes}); the last pass called:")
+        lines.extend(_call_line(k, c, labels, saved) for k, c in enumerate(record.calls))
+    else:
+        lines.append(f"backward of {node.name} ran ({passes}); it called no op")
+    exprs = _record.expressions(record, labels, saved)
+    for i, ig in enumerate(record.input_grads):
+        if ig is None:
+            continue
+        text = f"d {labels[i]} = {exprs[labels[i]]}"
+        edge = f"d {names[i]}  {_shape_text(ig.shape)}"
+        if ig.summed_from is not None:
+            text += f"  (summed from {_shape_text(ig.summed_from)})"
+            edge += f"\nsummed from {_shape_text(ig.summed_from)}"
+        if ig.cast_from is not None:
+            text += f"  (cast from {ig.cast_from})"
+        lines.append(text)
+        edges[i] = edge
+    return lines + _same_tensor_lines(labels, in_idx), edges
 
 
 # ----------------------------------------------------------------------------- clusters
@@ -625,25 +557,19 @@ class _Clusters:
 
     def _from_params(self, n: int, param_names: dict[int, str]) -> Any:
         """No scope recorded: an op using parameters of one module goes to that module."""
-        idx = self.g.node_in[n]
-        if idx is None:
-            return None
-        prefixes = {
-            param_names[id(self.g.tensors[k])].rpartition(".")[0]
-            for k in idx
-            if id(self.g.tensors[k]) in param_names
-        }
+        live = [self.g.tensors[k].tensor for k in self.g.node_in[n]]
+        prefixes = {param_names[id(t)].rpartition(".")[0] for t in live if id(t) in param_names}
         if len(prefixes) != 1:
             return None
         (prefix,) = prefixes
         return self._string_path(prefix) if prefix else None
 
-    def tensor_cluster(self, k: int, t: Tensor) -> Any:
+    def tensor_cluster(self, k: int, box: _TensorBox) -> Any:
         """Cluster of a tensor: its producer's, or for a parameter the one cluster using it."""
         g = self.g
-        if t._ctx is not None:
-            return self.node_cluster.get(g.nid.get(id(t._ctx), -1))
-        if not t.requires_grad:
+        if box.producer is not None:
+            return self.node_cluster.get(g.nid.get(id(box.producer), -1))
+        if not box.requires_grad:
             return None
         users = {self.node_cluster.get(n) for n, _ in g.consumers.get(k, ())}
         return users.pop() if len(users) == 1 else None
@@ -687,39 +613,47 @@ class _Clusters:
 def draw_graph(
     *roots: Tensor,
     show_backward: bool = False,
-    show_data: bool = False,
+    show_values: bool = False,
     params: Any = None,
     collapse: str | None = None,
     rankdir: str = "TB",
+    show_data: bool | None = None,
 ) -> graphviz.Digraph:
-    """Draw the autograd graph that produced ``roots``.
+    """Draw the autograd graph that produced ``roots``, from what the engine recorded.
 
     Args:
         *roots: the tensors to draw from (e.g. a loss; a gradient made with ``create_graph=True``
             is a graph too). A list/tuple of Tensors counts as several roots.
-        show_backward: for every op, add a note listing what its backward calls (recorded by the
-            engine when backward has run, else the op class's ``backward_summary``) and dashed red
-            edges to the inputs labelled with the gradient each call produces.
-        show_data: add a short summary of each tensor's values.
+        show_backward: for every op, add a note with what its backward did, read from the node's
+            ``backward_record`` (the calls of the last pass with their operands, and the exact
+            expression of each input's gradient), or before backward has run the op's declared
+            rule (``Function.vjp``); dashed red edges carry each gradient to its input, labelled
+            with the shape that arrived (and "summed from" when broadcasting was undone).
+        show_values: add the values of small tensors (at most ``SMALL`` = 6 elements) signed, and
+            min/max/norm of larger ones, for every tensor still alive. Gradients (``.grad``) are
+            always shown the same way.
         params: ``model.named_parameters()`` (or a Module, a dict name -> Tensor, or pairs): names
             such as ``features.0.weight`` for the parameter nodes.
         collapse: ``None`` or ``'module'``: draw each module's ops (and its parameters) inside a
             cluster. Uses the module scope recorded on nodes (``ctx.scope``, see
             ``tinygrad_conv.scope``); without it, ops using one module's parameters are grouped.
         rankdir: graphviz layout direction, one of ``'TB'``, ``'LR'``, ``'BT'``, ``'RL'``.
+        show_data: old name of ``show_values``.
 
     Returns:
         A ``graphviz.Digraph`` (renders inline in Jupyter; ``.source`` is the DOT text; write it
         with :func:`save_graph`).
 
-    Nodes: ``t<k>`` tensors, ``op<k>`` ops, ``bw<k>`` backward notes. A node released by
-    ``backward()`` (without ``retain_graph=True``) no longer knows its inputs: it is drawn dashed,
-    with a note, and the graph stops there.
+    Nodes: ``t<k>`` tensors, ``op<k>`` ops, ``bw<k>`` backward notes. The graph's structure
+    survives ``backward()`` (nodes keep an ``Edge`` per input while the arrays are freed), so a
+    graph can be drawn after a plain backward; values show only for tensors still alive.
 
     Raises:
         TypeError: a root is not a Tensor, ``params`` is not name/Tensor pairs.
         ValueError: no roots, unknown ``collapse`` or ``rankdir``.
     """
+    if show_data is not None:
+        show_values = show_values or bool(show_data)
     if collapse not in _COLLAPSE:
         raise ValueError(f"draw_graph: collapse must be None or 'module', got {collapse!r}")
     if not isinstance(rankdir, str) or rankdir.upper() not in _RANKDIRS:
@@ -727,7 +661,9 @@ def draw_graph(
     root_list = _flatten_roots(roots)
     param_names = _param_names(params)
     g = _collect(root_list)
-    root_idx = {g.tid[id(r)] for r in root_list}
+    root_idx = {
+        g.tid[("node", id(r._ctx)) if r._ctx is not None else ("t", id(r))] for r in root_list
+    }
 
     dot = graphviz.Digraph(name="autograd")
     dot.attr(rankdir=rankdir.upper(), ranksep="0.3", nodesep="0.25", fontname="Helvetica")
@@ -740,54 +676,46 @@ def draw_graph(
         if clusters is not None and key is not None:
             clusters.members[key].append(node_id)
 
-    labels: dict[int, str] = {}  # tensor index -> display name (for "d <name>")
+    names: list[str] = []  # tensor index -> display name (for "d <name>" on gradient edges)
     out = _Writer(dot)
-    for k, t in enumerate(g.tensors):
-        name = param_names.get(id(t)) or t.name
-        if name:
-            labels[k] = name
+    for k, box in enumerate(g.tensors):
+        pname = param_names.get(id(box.tensor)) if box.tensor is not None else None
+        names.append(pname or box.name or "")
         if k in root_idx:
             style = _STYLE_ROOT
-        elif t._ctx is not None:
+        elif box.producer is not None:
             style = _STYLE_INTER
-        elif t.requires_grad:
+        elif box.requires_grad:
             style = _STYLE_PARAM
         else:
             style = _STYLE_CONST
-        label = _tensor_label(t, param_names.get(id(t)), show_data, k in root_idx)
+        label = _tensor_label(box, pname, show_values, k in root_idx)
         node_id = f"t{k}"
         out.node(node_id, _lines(*label), style)
-        place(node_id, clusters.tensor_cluster(k, t) if clusters else None)
+        place(node_id, clusters.tensor_cluster(k, box) if clusters else None)
 
-    ran = _backward_ran(g) if show_backward else []
     for n, node in enumerate(g.nodes):
         op_id = f"op{n}"
         attrs = _attrs_text(node.attrs, node.name)
         first = "  ".join([node.name, *attrs])
-        if len(first) > 60 and attrs:  # long attribute lists wrap, one per line
-            lines = [node.name, *attrs]
-        else:
-            lines = [first]
-        if g.node_in[n] is None:
-            lines.append("(released by backward: pass retain_graph=True to draw its inputs)")
-            out.node(op_id, _lines(*lines), _STYLE_OP_RELEASED)
-        else:
-            out.node(op_id, _lines(*lines), _STYLE_OP)
+        lines = [node.name, *attrs] if len(first) > 60 and attrs else [first]
+        out.node(op_id, _lines(*lines), _STYLE_OP)
         key = clusters.node_cluster.get(n) if clusters else None
         place(op_id, key)
-        for k in g.node_in[n] or ():
+        for k in g.node_in[n]:
             out.edge(f"t{k}", op_id)
         out.edge(op_id, f"t{g.node_out[n]}")
         if show_backward:
             bw_id = f"bw{n}"
-            bw_lines, grad_edges = _backward_lines(node, g, labels, ran[n])
+            in_idx = g.node_in[n]
+            labels = node.input_labels()
+            shown = [names[k] or labels[i] for i, k in enumerate(in_idx)]
+            bw_lines, grad_edges = _backward_lines(node, in_idx, shown)
             out.node(bw_id, _lines(*bw_lines, left=True), _STYLE_BW)
             place(bw_id, key)
             out.edge(op_id, bw_id, style=_EDGE_BW)
-            in_idx = g.node_in[n]
             for i, text in sorted(grad_edges.items()):
-                if in_idx is not None:
-                    out.edge(bw_id, f"t{in_idx[i]}", _lines(text), _EDGE_GRAD)
+                out.edge(bw_id, f"t{in_idx[i]}", _lines(*text.split("\n")), _EDGE_GRAD)
     if clusters is not None:
         clusters.emit(dot)
     return dot

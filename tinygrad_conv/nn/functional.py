@@ -143,6 +143,15 @@ class _BatchNormTrain(Function):
     """
 
     op_name = "batch_norm"
+    input_names = ("x", "weight", "bias", "mean", "var")
+    saved_names = ("xhat", "inv_std")
+    # the plain backward (the rule drawn) is numpy on the saved arrays; with create_graph it is
+    # the formulas above in Tensor ops, and the record then names every op
+    vjp = {
+        "x": "(numpy, not recorded)",
+        "weight": "(numpy, not recorded)",
+        "bias": "(numpy, not recorded)",
+    }
 
     @staticmethod
     def forward(ctx, x, w, b, mu, var, *, eps):

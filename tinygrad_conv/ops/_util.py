@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from tinygrad_conv.function import note_constant
 from tinygrad_conv.tensor import Tensor
 
 _PY_SCALARS = (bool, int, float)
@@ -22,7 +23,9 @@ def _scalar_like(t: Tensor, s: bool | int | float) -> Tensor:
     dt = t.data.dtype
     if dt.kind != "f" or isinstance(s, complex):
         dt = np.result_type(t.data, s)
-    return Tensor._from_op(np.asarray(s, dtype=dt), False)
+    c = Tensor._from_op(np.asarray(s, dtype=dt), False)
+    note_constant(c, s)  # inside a backward, the record names it by its value
+    return c
 
 
 def binary_operands(op: str, a: Any, b: Any) -> tuple[Tensor, Tensor]:

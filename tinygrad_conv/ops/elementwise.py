@@ -12,12 +12,14 @@ import numpy as np
 
 from tinygrad_conv.function import Function
 from tinygrad_conv.kernels import elementwise as K
-from tinygrad_conv.ops._util import as_tensor, binary_operands, constant
+from tinygrad_conv.ops._util import _scalar_like, as_tensor, binary_operands, constant
 from tinygrad_conv.tensor import Tensor
 
 
 class Add(Function):
     """z = a + b."""
+
+    vjp = {"a": "g", "b": "g"}
 
     @staticmethod
     def forward(ctx, a, b):
@@ -31,6 +33,8 @@ class Add(Function):
 class Sub(Function):
     """z = a - b."""
 
+    vjp = {"a": "g", "b": "neg(g)"}
+
     @staticmethod
     def forward(ctx, a, b):
         return a - b
@@ -42,6 +46,8 @@ class Sub(Function):
 
 class Mul(Function):
     """z = a * b."""
+
+    vjp = {"a": "mul(g, b)", "b": "mul(g, a)"}
 
     @staticmethod
     def forward(ctx, a, b):
@@ -58,7 +64,9 @@ class Mul(Function):
 
 
 class Div(Function):
-    """z = a / b;  dz/da = 1/b,  dz/db = -a/b^2 = -z/b."""
+    """z = a / b;  dz/da = 1/b,  dz/db = -a/b^2."""
+
+    vjp = {"a": "div(g, b)", "b": "div(neg(mul(g, a)), mul(b, b))"}
 
     @staticmethod
     def forward(ctx, a, b):
@@ -75,6 +83,8 @@ class Div(Function):
 class Neg(Function):
     """z = -a."""
 
+    vjp = {"x": "neg(g)"}
+
     @staticmethod
     def forward(ctx, a):
         return -a
@@ -85,35 +95,53 @@ class Neg(Function):
 
 
 class Pow(Function):
-    """z = a ** b;  dz/da = b a^(b-1),  dz/db = z log(a)."""
+    """z = a ** b;  dz/da = b a^(b-1),  dz/db = z log(a).
+
+    PyTorch's conventions where the formulas are 0 * inf: d/da a^0 = 0 also at a = 0, and
+    d/db a^b = 0 at a = 0, b >= 0. Forward saves where they apply (``None`` when nowhere, the common
+    case) and backward then wraps the gradient in ``where(mask, 0, ...)``.
+    """
+
+    saved_names = ("b_is_0", "a_is_0")
+    vjp = {"a": "mul(mul(g, b), pow(a, sub(b, 1)))", "b": "mul(mul(g, out), log(a))"}
 
     @staticmethod
     def forward(ctx, a, b):
-        return np.power(a, b)
+        z = np.power(a, b)
+        need_a, need_b = ctx.needs_input_grad
+        b_is_0 = a_is_0 = None
+        if need_a and (b == 0).any():
+            b_is_0 = np.broadcast_to(b == 0, z.shape)
+        if need_b and ((a == 0) & (b >= 0)).any():
+            a_is_0 = np.broadcast_to((a == 0) & (b >= 0), z.shape)
+        if b_is_0 is not None or a_is_0 is not None:
+            ctx.save_for_backward(b_is_0, a_is_0)
+        return z
 
     @staticmethod
     def backward(ctx, g):
         a, b = ctx.inputs
+        b_is_0, a_is_0 = ctx.saved_tensors or (None, None)
         ga = gb = None
         with np.errstate(divide="ignore", invalid="ignore"):  # 0^-1 and log(0): masked below
             if ctx.needs_input_grad[0]:
-                # d/da a^0 = 0, also at a = 0 where a^-1 is inf (PyTorch's convention)
-                ga = _zero_where(b.data == 0, g * b * a ** (b - 1))
+                ga = _zero_where(b_is_0, g * b * a ** (b - 1))
             if ctx.needs_input_grad[1]:
-                # a = 0, b >= 0: z is flat in b, so dz/db = 0 rather than 0 * log(0) (PyTorch's)
-                gb = _zero_where((a.data == 0) & (b.data >= 0), g * ctx.output * log(a))
+                gb = _zero_where(a_is_0, g * ctx.output * log(a))
         return ga, gb
 
 
-def _zero_where(mask: np.ndarray, t: Tensor) -> Tensor:
-    """``t`` with the elements under ``mask`` (broadcast to t's shape) replaced by exact zeros."""
-    if not mask.any():
+def _zero_where(mask: np.ndarray | None, t: Tensor) -> Tensor:
+    """``t`` with the elements under ``mask`` (of t's shape) replaced by exact zeros."""
+    if mask is None:
         return t
-    return where(np.broadcast_to(mask, t.shape), 0.0, t)
+    return Where.apply(constant(mask), _scalar_like(t, 0), t)
 
 
 class Exp(Function):
     """z = e^a;  dz/da = z."""
+
+    vjp = {"x": "mul(g, out)"}
 
     @staticmethod
     def forward(ctx, a):
@@ -127,6 +155,8 @@ class Exp(Function):
 class Log(Function):
     """z = ln a;  dz/da = 1/a."""
 
+    vjp = {"x": "div(g, x)"}
+
     @staticmethod
     def forward(ctx, a):
         return np.log(a)
@@ -138,6 +168,8 @@ class Log(Function):
 
 class Sqrt(Function):
     """z = sqrt(a);  dz/da = 1/(2z)."""
+
+    vjp = {"x": "div(g, mul(2, out))"}
 
     @staticmethod
     def forward(ctx, a):
@@ -151,113 +183,149 @@ class Sqrt(Function):
 class Abs(Function):
     """z = |a|;  dz/da = sign(a) (0 at 0, like PyTorch)."""
 
+    saved_names = ("sign",)
+    vjp = {"x": "mul(g, sign)"}
+
     @staticmethod
     def forward(ctx, a):
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(np.sign(a))
         return np.abs(a)
 
     @staticmethod
     def backward(ctx, g):
-        return g * constant(np.sign(ctx.inputs[0].data))
+        return g * constant(ctx.saved_tensors[0])
 
 
 class Maximum(Function):
     """z = max(a, b) elementwise; at ties each side gets half of the gradient (as PyTorch)."""
 
     op_name = "maximum"
+    saved_names = ("share_a", "share_b")
+    vjp = {"a": "mul(g, share_a)", "b": "mul(g, share_b)"}
 
     @staticmethod
     def forward(ctx, a, b):
-        return np.maximum(a, b)
+        z = np.maximum(a, b)
+        if True in ctx.needs_input_grad:
+            # the fraction of the gradient each side gets: 1 where it wins, 1/2 at ties
+            share = ((a > b) + 0.5 * (a == b)).astype(z.dtype, copy=False)
+            ctx.save_for_backward(np.broadcast_to(share, z.shape), 1 - share)
+        return z
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.inputs
-        share = (a.data > b.data) + 0.5 * (a.data == b.data)
-        return g * constant(share.astype(g.dtype)), g * constant((1 - share).astype(g.dtype))
+        share_a, share_b = ctx.saved_tensors
+        return g * constant(share_a), g * constant(share_b)
 
 
 class Minimum(Function):
     """z = min(a, b) elementwise; ties split the gradient equally."""
 
     op_name = "minimum"
+    saved_names = ("share_a", "share_b")
+    vjp = {"a": "mul(g, share_a)", "b": "mul(g, share_b)"}
 
     @staticmethod
     def forward(ctx, a, b):
-        return np.minimum(a, b)
+        z = np.minimum(a, b)
+        if True in ctx.needs_input_grad:
+            # the fraction of the gradient each side gets: 1 where it wins, 1/2 at ties
+            share = ((a < b) + 0.5 * (a == b)).astype(z.dtype, copy=False)
+            ctx.save_for_backward(np.broadcast_to(share, z.shape), 1 - share)
+        return z
 
     @staticmethod
     def backward(ctx, g):
-        a, b = ctx.inputs
-        share = (a.data < b.data) + 0.5 * (a.data == b.data)
-        return g * constant(share.astype(g.dtype)), g * constant((1 - share).astype(g.dtype))
+        share_a, share_b = ctx.saved_tensors
+        return g * constant(share_a), g * constant(share_b)
 
 
 class Where(Function):
-    """z = a where cond else b (cond is a constant boolean array)."""
+    """z = a where cond else b; cond is a boolean input (no gradient), all three of one shape."""
+
+    input_names = ("cond", "a", "b")
+    vjp = {"a": "where(cond, g, 0)", "b": "where(cond, 0, g)"}
 
     @staticmethod
-    def forward(ctx, a, b, *, cond):
+    def forward(ctx, cond, a, b):
         return np.where(cond, a, b)
 
     @staticmethod
     def backward(ctx, g):
-        cond = ctx.attrs["cond"]
-        mask = constant(cond.astype(g.dtype))
-        return g * mask, g * (1 - mask)
+        cond = ctx.inputs[0]
+        need_a, need_b = ctx.needs_input_grad[1:]
+        zero = _scalar_like(g, 0)
+        return (
+            None,
+            Where.apply(cond, g, zero) if need_a else None,
+            Where.apply(cond, zero, g) if need_b else None,
+        )
 
 
 class Clip(Function):
     """z = clip(a, lo, hi); the gradient passes where lo <= a <= hi."""
 
+    saved_names = ("mask",)
+    vjp = {"x": "mul(g, mask)"}
+
     @staticmethod
     def forward(ctx, a, *, lo, hi):
+        if ctx.needs_input_grad[0]:
+            mask = np.ones(a.shape, dtype=bool)
+            if lo is not None:
+                mask &= a >= lo
+            if hi is not None:
+                mask &= a <= hi
+            ctx.save_for_backward(mask)
         return np.clip(a, lo, hi)
 
     @staticmethod
     def backward(ctx, g):
-        a = ctx.inputs[0].data
-        lo, hi = ctx.attrs["lo"], ctx.attrs["hi"]
-        mask = np.ones(a.shape, dtype=bool)
-        if lo is not None:
-            mask &= a >= lo
-        if hi is not None:
-            mask &= a <= hi
-        return g * constant(mask.astype(g.dtype))
+        return Mul.apply(g, constant(ctx.saved_tensors[0]))
 
 
 class ReLU(Function):
     """z = max(a, 0);  dz/da = 1[a > 0]."""
 
     op_name = "relu"
+    saved_names = ("mask",)
+    vjp = {"x": "mul(g, mask)"}
 
     @staticmethod
     def forward(ctx, a):
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(a > 0)  # bool: numpy casts it in backward's multiply
         return K.relu(a)
 
     @staticmethod
     def backward(ctx, g):
-        # bool mask: numpy casts it in the multiply
-        return Mul.apply(g, constant(ctx.inputs[0].data > 0))
+        return Mul.apply(g, constant(ctx.saved_tensors[0]))
 
 
 class LeakyReLU(Function):
     """z = a if a > 0 else slope * a."""
 
     op_name = "leaky_relu"
+    saved_names = ("slope_mask",)
+    vjp = {"x": "mul(g, slope_mask)"}
 
     @staticmethod
     def forward(ctx, a, *, negative_slope):
-        return np.where(a > 0, a, a * negative_slope)  # weak Python float: float32 stays float32
+        z = np.where(a > 0, a, a * negative_slope)  # weak Python float: float32 stays float32
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(np.where(a > 0, 1.0, negative_slope).astype(z.dtype))
+        return z
 
     @staticmethod
     def backward(ctx, g):
-        slope = ctx.attrs["negative_slope"]
-        factor = np.where(ctx.inputs[0].data > 0, 1.0, slope).astype(g.dtype)
-        return g * constant(factor)
+        return g * constant(ctx.saved_tensors[0])
 
 
 class Sigmoid(Function):
     """z = 1/(1+e^-a), computed without overflow;  dz/da = z (1 - z)."""
+
+    vjp = {"x": "mul(mul(g, out), sub(1, out))"}
 
     @staticmethod
     def forward(ctx, a):
@@ -274,6 +342,8 @@ class Sigmoid(Function):
 class Tanh(Function):
     """z = tanh(a);  dz/da = 1 - z^2."""
 
+    vjp = {"x": "mul(g, sub(1, mul(out, out)))"}
+
     @staticmethod
     def forward(ctx, a):
         return np.tanh(a)
@@ -288,6 +358,7 @@ class Cast(Function):
     """Change dtype; the gradient is cast back to the input's dtype."""
 
     op_name = "cast"
+    vjp = {"x": "cast(g)"}
 
     @staticmethod
     def forward(ctx, a, *, dtype):
@@ -360,7 +431,10 @@ def minimum(a: Any, b: Any) -> Tensor:
 
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:
-    """``a`` where ``cond`` is true, else ``b`` (broadcast together); differentiable in a and b."""
+    """``a`` where ``cond`` is true, else ``b`` (broadcast together); differentiable in a and b.
+
+    Shapes: cond, a, b broadcast to one shape, the output's.
+    """
     c = np.array(cond.data if isinstance(cond, Tensor) else cond)  # own copy, read by backward
     if c.dtype != bool:
         raise TypeError(f"where: cond must be boolean, got dtype {c.dtype}")
@@ -371,7 +445,7 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
         raise ValueError(
             f"where: cond {c.shape}, a {ta.shape} and b {tb.shape} cannot be broadcast together"
         ) from None
-    return Where.apply(ta, tb, cond=np.broadcast_to(c, shape))
+    return Where.apply(constant(np.broadcast_to(c, shape)), ta, tb)
 
 
 def clip(a: Any, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002

@@ -32,6 +32,19 @@ class MatMul(Function):
         ta, tb = self.attrs.get("transpose_a", False), self.attrs.get("transpose_b", False)
         return "matmul" if not (ta or tb) else f"matmul_{'nt'[ta]}{'nt'[tb]}"
 
+    def declared_vjp(self) -> dict[str, str]:
+        """The rule for 2-D operands with this node's transpose flags (1-D operands add an
+        ``unsqueeze`` / ``reshape`` around it)."""
+        ta, tb = self.attrs.get("transpose_a", False), self.attrs.get("transpose_b", False)
+
+        def mm(x: str, y: str, flag_x: bool, flag_y: bool) -> str:
+            name = "matmul" if not (flag_x or flag_y) else f"matmul_{'nt'[flag_x]}{'nt'[flag_y]}"
+            return f"{name}({x}, {y})"
+
+        ga = mm("g", "b", False, not tb) if not ta else mm("b", "g", tb, True)
+        gb = mm("a", "g", not ta, False) if not tb else mm("g", "a", True, ta)
+        return {"a": ga, "b": gb}
+
     @staticmethod
     def forward(ctx, a, b, *, transpose_a: bool = False, transpose_b: bool = False):
         if transpose_a:

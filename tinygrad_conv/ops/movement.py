@@ -22,6 +22,8 @@ from tinygrad_conv.tensor import Tensor
 class Reshape(Function):
     """Same elements, new shape."""
 
+    vjp = {"x": "reshape(g)"}
+
     @staticmethod
     def forward(ctx, a, *, shape):
         return a.reshape(shape)
@@ -33,6 +35,8 @@ class Reshape(Function):
 
 class Transpose(Function):
     """Permute axes; the gradient is permuted back by the inverse permutation."""
+
+    vjp = {"x": "transpose(g)"}
 
     @staticmethod
     def forward(ctx, a, *, axes):
@@ -47,6 +51,7 @@ class BroadcastTo(Function):
     """Broadcast to ``shape``; backward sums over the broadcast axes."""
 
     op_name = "broadcast_to"
+    vjp = {"x": "sum_to_shape(g)"}
 
     @staticmethod
     def forward(ctx, a, *, shape):
@@ -61,6 +66,7 @@ class SumToShape(Function):
     """Sum a broadcast array back to ``shape`` (the adjoint of broadcast_to)."""
 
     op_name = "sum_to_shape"
+    vjp = {"x": "broadcast_to(g)"}
 
     @staticmethod
     def forward(ctx, a, *, shape):
@@ -75,6 +81,7 @@ class GetItem(Function):
     """a[index] for basic and advanced (integer-array) indexing."""
 
     op_name = "getitem"
+    vjp = {"x": "scatter_add(g)"}
 
     @staticmethod
     def forward(ctx, a, *, index):
@@ -89,6 +96,7 @@ class ScatterAdd(Function):
     """zeros(shape) with ``g`` added at ``index`` (repeated indices add up): adjoint of getitem."""
 
     op_name = "scatter_add"
+    vjp = {"x": "getitem(g)"}
 
     @staticmethod
     def forward(ctx, g, *, index, shape):
@@ -113,6 +121,8 @@ def _is_basic_index(index: Any) -> bool:
 class Pad(Function):
     """Constant padding; the gradient is the un-padded slice."""
 
+    vjp = {"x": "getitem(g)"}
+
     @staticmethod
     def forward(ctx, a, *, pad_width, value):
         return np.pad(a, pad_width, mode="constant", constant_values=value)
@@ -128,6 +138,9 @@ class Pad(Function):
 
 class Concatenate(Function):
     """Join tensors along ``axis``; each input's gradient is its slice of g."""
+
+    input_names = ("x*",)
+    vjp = {"*": "getitem(g)"}
 
     @staticmethod
     def forward(ctx, *arrays, axis):
@@ -147,6 +160,9 @@ class Concatenate(Function):
 
 class Stack(Function):
     """Stack equal-shaped tensors along a new ``axis``; gradient i is g indexed at i."""
+
+    input_names = ("x*",)
+    vjp = {"*": "getitem(g)"}
 
     @staticmethod
     def forward(ctx, *arrays, axis):

@@ -28,8 +28,34 @@ def _expand(g: Tensor, in_shape: tuple[int, ...], axes: tuple[int, ...]) -> Tens
     return broadcast_to(reshape(g, _kept_shape(in_shape, axes)), in_shape)
 
 
-class Sum(Function):
+def _expand_rule(node: Function, g: str = "g") -> str:
+    """The calls ``_expand`` makes for this node's shapes: a reshape unless ``keepdims`` (or no
+    axis), a broadcast_to unless every reduced axis has length 1."""
+    shape = node.input_edges()[0].shape
+    axes, keepdims = node.attrs["axes"], node.attrs["keepdims"]
+    text = g if keepdims or not axes else f"reshape({g})"
+    if _kept_shape(shape, axes) != tuple(shape):
+        text = f"broadcast_to({text})"
+    return text
+
+
+class _Reduction(Function):
+    """A reduction whose backward starts with ``_expand(g)``: ``vjp`` is written for the common
+    case (no keepdims, reduced axes longer than 1) and ``declared_vjp`` gives this node's calls."""
+
+    def declared_vjp(self) -> dict[str, str] | None:
+        """The class rule with ``broadcast_to(reshape(g))`` replaced by this node's calls."""
+        rules = super().declared_vjp()
+        if rules is None:
+            return None
+        expand = _expand_rule(self)
+        return {k: v.replace("broadcast_to(reshape(g))", expand) for k, v in rules.items()}
+
+
+class Sum(_Reduction):
     """z = sum of a over ``axes``; dz/da = 1 on every summed element."""
+
+    vjp = {"x": "broadcast_to(reshape(g))"}
 
     @staticmethod
     def forward(ctx, a, *, axes, keepdims):
@@ -40,8 +66,10 @@ class Sum(Function):
         return _expand(g, ctx.inputs[0].shape, ctx.attrs["axes"])
 
 
-class Mean(Function):
-    """z = mean of a over ``axes``; dz/da = 1/n."""
+class Mean(_Reduction):
+    """z = mean of a over ``axes``; dz/da = 1/n (n: the number of elements averaged)."""
+
+    vjp = {"x": "div(broadcast_to(reshape(g)), n)"}
 
     @staticmethod
     def forward(ctx, a, *, axes, keepdims):
@@ -55,22 +83,25 @@ class Mean(Function):
         return _expand(g, shape, axes) / n
 
 
-class _Extremum(Function):
+class _Extremum(_Reduction):
     """max/min over ``axes``; the gradient goes to the extreme elements, shared equally by ties."""
 
     reducer: Any = None
+    saved_names = ("share",)
+    vjp = {"x": "mul(broadcast_to(reshape(g)), share)"}
 
     @classmethod
     def forward(cls, ctx, a, *, axes, keepdims):
-        return cls.reducer(a, axis=axes, keepdims=keepdims)
+        z = cls.reducer(a, axis=axes, keepdims=True)
+        if ctx.needs_input_grad[0]:
+            hit = a == z
+            ctx.save_for_backward((hit / hit.sum(axis=axes, keepdims=True)).astype(a.dtype))
+        return z if keepdims else z.reshape([s for i, s in enumerate(z.shape) if i not in axes])
 
     @staticmethod
     def backward(ctx, g):
-        a = ctx.inputs[0].data
-        axes = ctx.attrs["axes"]
-        hit = a == ctx.output.data.reshape(_kept_shape(a.shape, axes))
-        share = hit / hit.sum(axis=axes, keepdims=True)
-        return _expand(g, a.shape, axes) * constant(share.astype(g.dtype))
+        (share,) = ctx.saved_tensors
+        return _expand(g, ctx.inputs[0].shape, ctx.attrs["axes"]) * constant(share)
 
 
 class Max(_Extremum):
@@ -85,13 +116,14 @@ class Min(_Extremum):
     reducer = staticmethod(np.min)
 
 
-class LogSumExp(Function):
+class LogSumExp(_Reduction):
     """z = log(sum(exp(a))) = m + log(sum(exp(a - m))) with m = max(a): no overflow.
 
     dz/da = exp(a - z) (the softmax), written with ``ctx.output`` so it stays differentiable.
     """
 
     op_name = "logsumexp"
+    vjp = {"x": "mul(broadcast_to(reshape(g)), exp(sub(x, reshape(out))))"}
 
     @staticmethod
     def forward(ctx, a, *, axes, keepdims):
