@@ -107,6 +107,11 @@ class Frame:
     def __len__(self) -> int:
         return len(self.products)
 
+    def __repr__(self) -> str:
+        return (
+            f"Frame(index={self.index}, {len(self)} products, sum {float(self.products.sum()):g})"
+        )
+
 
 @dataclass(eq=False)
 class Grid:
@@ -560,6 +565,13 @@ class ConvLab:
             f"{self.groups}, strides {g.strides}, padding {self.padding!r} -> pads {g.pads}, "
             f"dilations {g.dilations}, y {_tuple(self.dy.shape)}",
         ]
+        if self.groups > 1:
+            cg, og = self.w.shape[2], self.w.shape[3] // self.groups
+            for gi in range(self.groups):
+                lines.append(
+                    f"group {gi}: x / d_x channels {gi * cg}..{(gi + 1) * cg - 1}, y / dy / w "
+                    f"out-channels {gi * og}..{(gi + 1) * og - 1} (w's in-channels 0..{cg - 1})"
+                )
         for a in self.animations:
             lines.append(
                 f"{a.name}: {len(a.frames)} frames, {sum(len(f) for f in a.frames)} products"
