@@ -538,3 +538,15 @@ def test_bad_input_errors():
         tc.conv_lab((1, 3, 3, 1), (2, 2, 1, 1)).forward.view("gather")
     # the oracle has no frame limit
     assert tc.shape_oracle((1, 40, 40, 1), (3, 3, 1, 1)).geometry.output_hw == (38, 38)
+
+
+def test_lab_oracle_uses_the_users_padding():
+    lab = tc.conv_lab((1, 8, 8, 1), (3, 3, 1, 1), 2, "SAME", 2)
+    assert (
+        "  SAME: o = ceil(8/2) = 4; total pad = max((o-1)s + e - i, 0) = max(3*2+5-8, 0) = 3"
+        in str(lab)
+    )
+    assert "  input heights giving output 4: 7, 8 -> conv2d_transpose" in str(lab)
+    # with the same pads given explicitly, other sizes give 4 rows
+    explicit = tc.conv_lab((1, 8, 8, 1), (3, 3, 1, 1), 2, [[1, 2], [1, 2]], 2)
+    assert "  input heights giving output 4: 8, 9 -> conv2d_transpose" in str(explicit)

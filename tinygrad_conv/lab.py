@@ -662,7 +662,7 @@ def conv_lab(
     wmap = _window_map(geom)  # [Ho, Wo, K, 2] input coordinates of each tap's cell
     zfull, zkinds, zpos, gmap = _gather_maps(geom, dya)
 
-    oracle = shape_oracle(xs, ws, geom.strides, pad_arg, geom.dilations)
+    oracle = shape_oracle(x_shape, ws, strides, padding, dilations, data_format)
     lab = ConvLab(xa, wa, dya, geom, groups, data_format, padding, oracle, zfull, zkinds)
 
     (pt, pb), (pl, pr) = geom.pads
