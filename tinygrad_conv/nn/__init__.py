@@ -7,18 +7,27 @@ Conv weights are HWIO ``[kh, kw, in/groups, out]``; Linear weights are ``[in, ou
 
 from tinygrad_conv.nn import functional, init
 from tinygrad_conv.nn.layers import (
+    AvgPool1d,
     AvgPool2d,
+    AvgPool3d,
     BatchNorm1d,
     BatchNorm2d,
+    Conv1d,
     Conv2d,
+    Conv3d,
+    ConvTranspose1d,
     ConvTranspose2d,
+    ConvTranspose3d,
+    DepthwiseConv2d,
     Dropout,
     Flatten,
     GlobalAvgPool2d,
     Identity,
     LeakyReLU,
     Linear,
+    MaxPool1d,
     MaxPool2d,
+    MaxPool3d,
     ReLU,
     Sigmoid,
     Softmax,
@@ -28,6 +37,8 @@ from tinygrad_conv.nn.loss import BCEWithLogitsLoss, CrossEntropyLoss, MSELoss
 from tinygrad_conv.nn.module import IncompatibleKeys, Module, ModuleList, Parameter, Sequential
 
 __all__ = [
+    "AvgPool1d", "AvgPool3d", "Conv1d", "Conv3d", "ConvTranspose1d", "ConvTranspose3d",
+    "DepthwiseConv2d", "MaxPool1d", "MaxPool3d",
     "AvgPool2d", "BCEWithLogitsLoss", "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d",
     "CrossEntropyLoss", "Dropout", "Flatten", "GlobalAvgPool2d", "Identity", "IncompatibleKeys",
     "LeakyReLU", "Linear", "MSELoss", "MaxPool2d", "Module", "ModuleList", "Parameter", "ReLU",

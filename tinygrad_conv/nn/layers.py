@@ -21,9 +21,10 @@ from tinygrad_conv.ops import flatten, leaky_relu, matmul, mean, relu, sigmoid, 
 from tinygrad_conv.tensor import Tensor
 
 __all__ = [
-    "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv2d", "ConvTranspose2d", "Dropout", "Flatten",
-    "GlobalAvgPool2d", "Identity", "LeakyReLU", "Linear", "MaxPool2d", "ReLU", "Sigmoid",
-    "Softmax", "Tanh",
+    "AvgPool1d", "AvgPool2d", "AvgPool3d", "BatchNorm1d", "BatchNorm2d", "Conv1d", "Conv2d",
+    "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "DepthwiseConv2d",
+    "Dropout", "Flatten", "GlobalAvgPool2d", "Identity", "LeakyReLU", "Linear", "MaxPool1d",
+    "MaxPool2d", "MaxPool3d", "ReLU", "Sigmoid", "Softmax", "Tanh",
 ]  # fmt: skip
 
 IntOrPair = int | Sequence[int]
@@ -595,3 +596,367 @@ class BatchNorm1d(_BatchNorm):
 
     _ranks = (2, 3)
     _layout = "[N,C] or [N,L,C]"
+
+
+# -- 1-D and 3-D convolution and pooling, and depthwise 2-D -----------------------------------------
+# One implementation per kind for both ranks: the classes below only fix the rank and the
+# layout names. Inputs are channels-last ([N, W, C] or [N, D, H, W, C]); weights [*kernel, in, out].
+_LAYOUT = {1: "[N,W,{}]", 3: "[N,D,H,W,{}]"}
+
+
+def _ints(layer: str, name: str, value: Any, rank: int, minimum: int = 1) -> tuple[int, ...]:
+    """An int or ``rank`` ints -> a ``rank``-tuple, each >= ``minimum``."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        out = (int(value),) * rank
+    else:
+        try:
+            items = tuple(value)  # type: ignore[arg-type]
+        except TypeError:
+            raise TypeError(
+                f"{layer}: {name} must be an int or {rank} ints, got {value!r}"
+            ) from None
+        if len(items) != rank or not all(isinstance(v, numbers.Integral) for v in items):
+            raise ValueError(f"{layer}: {name} must be an int or {rank} ints, got {value!r}")
+        out = tuple(int(v) for v in items)
+    if min(out) < minimum:
+        raise ValueError(f"{layer}: {name} must be >= {minimum}, got {value!r}")
+    return out
+
+
+def _padding_nd(layer: str, padding: Any, rank: int) -> str | tuple[tuple[int, int], ...]:
+    """'valid'/'same' -> 'VALID'/'SAME'; p or ``rank`` ints -> symmetric pairs; ``rank`` pairs kept."""
+    if isinstance(padding, str):
+        mode = padding.upper()
+        if mode not in ("VALID", "SAME"):
+            raise ValueError(
+                f"{layer}: padding must be 'valid', 'same', an int or pairs, got {padding!r}"
+            )
+        return mode
+    if isinstance(padding, numbers.Integral) or all(
+        isinstance(v, numbers.Integral) for v in padding
+    ):
+        return tuple((p, p) for p in _ints(layer, "padding", padding, rank, 0))
+    items = list(padding)
+    if len(items) != rank:
+        raise ValueError(
+            f"{layer}: padding must be 'valid', 'same', an int, {rank} ints or {rank} "
+            f"(before, after) pairs, got {padding!r}"
+        )
+    return tuple(_ints(layer, "padding", p, 2, 0) for p in items)  # type: ignore[misc]
+
+
+class _ConvNd(_Layer):
+    """Convolution with ``rank`` spatial axes, channels-last (the shared body of Conv1d/Conv3d).
+
+    Shapes: input [N, *S, C_in] -> [N, *S_out, C_out]; weight [*kernel, C_in/groups, C_out];
+    bias [C_out]. Arguments and initialisation as :class:`Conv2d` (fan_in = prod(kernel) *
+    C_in/groups), with ints or ``rank``-tuples.
+    """
+
+    rank: int
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        strides: Any = 1,
+        padding: Any = "valid",
+        dilations: Any = 1,
+        groups: int = 1,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        seed: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__()
+        name, r = type(self).__name__, self.rank
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(
+                f"{name}: channel counts must be positive, got {in_channels}, {out_channels}"
+            )
+        if groups < 1 or in_channels % groups or out_channels % groups:
+            raise ValueError(
+                f"{name}: in_channels ({in_channels}) and out_channels ({out_channels}) must both "
+                f"be divisible by groups ({groups})"
+            )
+        self.in_channels, self.out_channels, self.groups = (
+            int(in_channels),
+            int(out_channels),
+            int(groups),
+        )
+        self.kernel_size = _ints(name, "kernel_size", kernel_size, r)
+        self.strides = _ints(name, "strides", strides, r)
+        self.dilations = _ints(name, "dilations", dilations, r)
+        self.padding = _padding_nd(name, padding, r)
+        shape = (*self.kernel_size, in_channels // groups, out_channels)
+        self.weight = Parameter(np.empty(shape, dtype))
+        self.bias = Parameter(np.empty((out_channels,), dtype)) if bias else None
+        init.default_init_(self.weight, self.bias, _generator(seed))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, *S, C_in] -> [N, *S_out, C_out]."""
+        r = self.rank
+        if len(x.shape) != r + 2 or x.shape[-1] != self.in_channels:
+            raise self._bad_input(_LAYOUT[r].format(self.in_channels), x)
+        conv = tc.conv1d if r == 1 else tc.conv3d
+        try:
+            y = conv(x, self.weight, self.strides, self.padding, dilations=self.dilations)
+        except ValueError as e:
+            raise ValueError(f"{self._where()}: {e}") from e
+        b = self.bias
+        return y if b is None else y + b
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        s += f", strides={self.strides}, padding={self.padding!r}"
+        if set(self.dilations) != {1}:
+            s += f", dilations={self.dilations}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s if self.bias is not None else s + ", bias=False"
+
+
+class Conv1d(_ConvNd):
+    """1-D convolution on NWC input with a WIO weight (``tf.nn.conv1d`` + bias).
+
+    Shapes: [N, W, C_in] -> [N, W_out, C_out]; weight [k, C_in/groups, C_out]. See _ConvNd.
+    """
+
+    rank = 1
+
+
+class Conv3d(_ConvNd):
+    """3-D convolution on NDHWC input with a DHWIO weight (``tf.nn.conv3d`` + bias).
+
+    Shapes: [N, D, H, W, C_in] -> [N, D_out, H_out, W_out, C_out];
+    weight [kd, kh, kw, C_in/groups, C_out]. See _ConvNd.
+    """
+
+    rank = 3
+
+
+class _ConvTransposeNd(_Layer):
+    """Transposed convolution with ``rank`` spatial axes (shared body of ConvTranspose1d/3d).
+
+    Output size per axis as :class:`ConvTranspose2d` (Keras' rule). Shapes: input
+    [N, *S, C_in] -> [N, *S_out, C_out]; weight [*kernel, C_out, C_in] (TF's layout); bias [C_out].
+    """
+
+    rank: int
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: Any,
+        strides: Any = 1,
+        padding: str = "same",
+        output_padding: Any = None,
+        dilations: Any = 1,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        seed: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__()
+        name, r = type(self).__name__, self.rank
+        if in_channels < 1 or out_channels < 1:
+            raise ValueError(
+                f"{name}: channel counts must be positive, got {in_channels}, {out_channels}"
+            )
+        if not isinstance(padding, str) or padding.upper() not in ("SAME", "VALID"):
+            raise ValueError(f"{name}: padding must be 'same' or 'valid', got {padding!r}")
+        self.in_channels, self.out_channels = int(in_channels), int(out_channels)
+        self.kernel_size = _ints(name, "kernel_size", kernel_size, r)
+        self.strides = _ints(name, "strides", strides, r)
+        self.dilations = _ints(name, "dilations", dilations, r)
+        self.padding = padding.upper()
+        self.output_padding = (
+            None if output_padding is None else _ints(name, "output_padding", output_padding, r, 0)
+        )
+        if self.output_padding is not None and any(
+            op >= s for op, s in zip(self.output_padding, self.strides, strict=True)
+        ):
+            raise ValueError(
+                f"{name}: output_padding {self.output_padding} must be smaller than strides "
+                f"{self.strides}"
+            )
+        self.weight = Parameter(np.empty((*self.kernel_size, out_channels, in_channels), dtype))
+        self.bias = Parameter(np.empty((out_channels,), dtype)) if bias else None
+        init.default_init_(self.weight, self.bias, _generator(seed))
+
+    def output_size(self, size: Sequence[int]) -> tuple[int, ...]:
+        """The output's spatial size for an input of spatial size ``size``."""
+        ops = self.output_padding or (None,) * self.rank
+        return tuple(
+            _deconv_length(n, k, s, d, self.padding, op)
+            for n, k, s, d, op in zip(
+                size, self.kernel_size, self.strides, self.dilations, ops, strict=True
+            )
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, *S, C_in] -> [N, *S_out, C_out]."""
+        r = self.rank
+        if len(x.shape) != r + 2 or x.shape[-1] != self.in_channels:
+            raise self._bad_input(_LAYOUT[r].format(self.in_channels), x)
+        out = (x.shape[0], *self.output_size(x.shape[1:-1]), self.out_channels)
+        transpose = tc.conv1d_transpose if r == 1 else tc.conv3d_transpose
+        try:
+            y = transpose(x, self.weight, out, self.strides, self.padding, dilations=self.dilations)
+        except ValueError as e:
+            raise ValueError(f"{self._where()}: {e}") from e
+        b = self.bias
+        return y if b is None else y + b
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}"
+        s += f", strides={self.strides}, padding={self.padding!r}"
+        if self.output_padding is not None:
+            s += f", output_padding={self.output_padding}"
+        if set(self.dilations) != {1}:
+            s += f", dilations={self.dilations}"
+        return s if self.bias is not None else s + ", bias=False"
+
+
+class ConvTranspose1d(_ConvTransposeNd):
+    """Transposed 1-D convolution (``tf.nn.conv1d_transpose`` + bias); weight [k, C_out, C_in]."""
+
+    rank = 1
+
+
+class ConvTranspose3d(_ConvTransposeNd):
+    """Transposed 3-D convolution (``tf.nn.conv3d_transpose`` + bias);
+    weight [kd, kh, kw, C_out, C_in]."""
+
+    rank = 3
+
+
+class _PoolNd(_Layer):
+    """Pooling with ``rank`` spatial axes, channels-last. kernel_size / strides: int or ``rank``
+    ints (strides default to kernel_size); padding: 'valid', 'same', int, ints or pairs.
+    Shapes: [N, *S, C] -> [N, *S_out, C]."""
+
+    rank: int
+    kind: str
+
+    def __init__(self, kernel_size: Any, strides: Any = None, padding: Any = "valid") -> None:
+        super().__init__()
+        name, r = type(self).__name__, self.rank
+        self.kernel_size = _ints(name, "kernel_size", kernel_size, r)
+        self.strides = self.kernel_size if strides is None else _ints(name, "strides", strides, r)
+        self.padding = _padding_nd(name, padding, r)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, *S, C] -> [N, *S_out, C]."""
+        r = self.rank
+        if len(x.shape) != r + 2:
+            raise self._bad_input(_LAYOUT[r].format("C"), x)
+        fn = {
+            ("max", 1): tc.max_pool1d,
+            ("avg", 1): tc.avg_pool1d,
+            ("max", 3): tc.max_pool3d,
+            ("avg", 3): tc.avg_pool3d,
+        }[self.kind, r]
+        pad = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
+        try:
+            return fn(x, self.kernel_size, self.strides, pad)
+        except ValueError as e:
+            raise ValueError(f"{self._where()}: {e}") from e
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, strides={self.strides}, padding={self.padding!r}"
+
+
+class MaxPool1d(_PoolNd):
+    """Max pooling on NWC input (``tf.nn.max_pool1d``): [N, W, C] -> [N, W_out, C]."""
+
+    rank, kind = 1, "max"
+
+
+class AvgPool1d(_PoolNd):
+    """Average pooling on NWC input (``tf.nn.avg_pool1d``; 'same' divides by the in-bounds
+    count, PyTorch's ``count_include_pad=False``): [N, W, C] -> [N, W_out, C]."""
+
+    rank, kind = 1, "avg"
+
+
+class MaxPool3d(_PoolNd):
+    """Max pooling on NDHWC input (``tf.nn.max_pool3d``): [N, D, H, W, C] -> [N, D', H', W', C]."""
+
+    rank, kind = 3, "max"
+
+
+class AvgPool3d(_PoolNd):
+    """Average pooling on NDHWC input (``tf.nn.avg_pool3d``, in-bounds divisor):
+    [N, D, H, W, C] -> [N, D', H', W', C]."""
+
+    rank, kind = 3, "avg"
+
+
+class DepthwiseConv2d(_Layer):
+    """Depthwise 2-D convolution on NHWC input (``tf.nn.depthwise_conv2d`` + bias): each input
+    channel c is convolved with its own ``depth_multiplier`` filters.
+
+    Args:
+        in_channels: C_in. depth_multiplier: M (output channels C_in*M, channel c*M + m).
+        kernel_size, strides, dilations: int or pair. padding: as Conv2d.
+        bias, dtype, seed: as Conv2d.
+
+    Shapes: [N, H, W, C_in] -> [N, H_out, W_out, C_in*M]; weight [kh, kw, C_in, M]; bias [C_in*M].
+    Initialisation: PyTorch's for ``Conv2d(C_in, C_in*M, groups=C_in)``: U(+-1/sqrt(kh*kw)).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        kernel_size: IntOrPair,
+        depth_multiplier: int = 1,
+        strides: IntOrPair = 1,
+        padding: PaddingArg = "valid",
+        dilations: IntOrPair = 1,
+        bias: bool = True,
+        dtype: Any = np.float32,
+        seed: np.random.Generator | int | None = None,
+    ) -> None:
+        super().__init__()
+        name = type(self).__name__
+        if in_channels < 1 or depth_multiplier < 1:
+            raise ValueError(
+                f"{name}: in_channels and depth_multiplier must be positive, got {in_channels}, "
+                f"{depth_multiplier}"
+            )
+        self.in_channels, self.depth_multiplier = int(in_channels), int(depth_multiplier)
+        self.kernel_size = _pair(name, "kernel_size", kernel_size)
+        self.strides = _pair(name, "strides", strides)
+        self.dilations = _pair(name, "dilations", dilations)
+        self.padding = _padding(name, padding)
+        kh, kw = self.kernel_size
+        self.weight = Parameter(np.empty((kh, kw, in_channels, depth_multiplier), dtype))
+        out = in_channels * depth_multiplier
+        self.bias = Parameter(np.empty((out,), dtype)) if bias else None
+        # fan_in of each output channel is one input channel's window, kh*kw
+        rng = _generator(seed)
+        bound = 1.0 / np.sqrt(kh * kw)
+        init.uniform_(self.weight, -bound, bound, generator=rng)
+        if self.bias is not None:
+            init.uniform_(self.bias, -bound, bound, generator=rng)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """[N, H, W, C_in] -> [N, H_out, W_out, C_in*M]."""
+        if len(x.shape) != 4 or x.shape[3] != self.in_channels:
+            raise self._bad_input(f"[N,H,W,{self.in_channels}]", x)
+        pad = self.padding if isinstance(self.padding, str) else [list(p) for p in self.padding]
+        try:
+            y = tc.depthwise_conv2d(x, self.weight, self.strides, pad, dilations=self.dilations)
+        except ValueError as e:
+            raise ValueError(f"{self._where()}: {e}") from e
+        b = self.bias
+        return y if b is None else y + b
+
+    def extra_repr(self) -> str:
+        s = f"{self.in_channels}, kernel_size={self.kernel_size}"
+        s += f", depth_multiplier={self.depth_multiplier}, strides={self.strides}"
+        s += f", padding={self.padding!r}"
+        if self.dilations != (1, 1):
+            s += f", dilations={self.dilations}"
+        return s if self.bias is not None else s + ", bias=False"
