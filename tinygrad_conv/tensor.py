@@ -657,6 +657,106 @@ class Tensor:
         """floor(self / other) (no gradient)."""
         return _ops.floor_divide(self, other)
 
+    # reductions and scans (tinygrad_conv.ops.scan)
+    def prod(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Product over ``axis``."""
+        return _ops.prod(self, axis, keepdims)
+
+    def cumsum(self, axis: int = 0) -> Tensor:
+        """Cumulative sum along ``axis``."""
+        return _ops.cumsum(self, axis)
+
+    def cumprod(self, axis: int = 0) -> Tensor:
+        """Cumulative product along ``axis``."""
+        return _ops.cumprod(self, axis)
+
+    def std(
+        self, axis: int | Sequence[int] | None = None, ddof: int = 0, keepdims: bool = False
+    ) -> Tensor:
+        """Standard deviation with NumPy's ``ddof``."""
+        return _ops.std(self, axis, ddof, keepdims)
+
+    def any(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Whether any element is nonzero (no gradient)."""
+        return _ops.any(self, axis, keepdims)
+
+    def all(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Whether every element is nonzero (no gradient)."""
+        return _ops.all(self, axis, keepdims)
+
+    def argmax(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Index of the maximum (int64, no gradient)."""
+        return _ops.argmax(self, axis, keepdims)
+
+    def argmin(self, axis: int | None = None, keepdims: bool = False) -> Tensor:
+        """Index of the minimum (int64, no gradient)."""
+        return _ops.argmin(self, axis, keepdims)
+
+    def sort(self, axis: int = -1, descending: bool = False) -> tuple[Tensor, Tensor]:
+        """(values, indices) sorted along ``axis``."""
+        return _ops.sort(self, axis, descending)
+
+    def topk(
+        self, k: int, axis: int = -1, largest: bool = True, sorted: bool = True
+    ) -> tuple[Tensor, Tensor]:  # noqa: A002
+        """The k largest (or smallest) values and their indices."""
+        return _ops.topk(self, k, axis, largest, sorted)
+
+    # movement and indexing (tinygrad_conv.ops.indexing)
+    def flip(self, axis: int | Sequence[int] | None = None) -> Tensor:
+        """Reverse along ``axis`` (all axes by default)."""
+        return _ops.flip(self, axis)
+
+    def roll(
+        self, shifts: int | Sequence[int], axis: int | Sequence[int] | None = None
+    ) -> Tensor:
+        """Cyclic shift along ``axis``."""
+        return _ops.roll(self, shifts, axis)
+
+    def repeat(self, *sizes: int | Sequence[int]) -> Tensor:
+        """PyTorch's repeat (np.tile)."""
+        return _ops.repeat(self, *sizes)
+
+    def tile(self, reps: int | Sequence[int]) -> Tensor:
+        """np.tile."""
+        return _ops.tile(self, reps)
+
+    def repeat_interleave(self, repeats: Any, axis: int | None = None) -> Tensor:
+        """np.repeat: each element ``repeats`` times."""
+        return _ops.repeat_interleave(self, repeats, axis)
+
+    def split(self, split_size_or_sections: int | Sequence[int], axis: int = 0) -> tuple:
+        """torch.split along ``axis``."""
+        return _ops.split(self, split_size_or_sections, axis)
+
+    def chunk(self, chunks: int, axis: int = 0) -> tuple:
+        """torch.chunk along ``axis``."""
+        return _ops.chunk(self, chunks, axis)
+
+    def tril(self, k: int = 0) -> Tensor:
+        """Lower triangle of the last two axes."""
+        return _ops.tril(self, k)
+
+    def triu(self, k: int = 0) -> Tensor:
+        """Upper triangle of the last two axes."""
+        return _ops.triu(self, k)
+
+    def moveaxis(self, source: int | Sequence[int], destination: int | Sequence[int]) -> Tensor:
+        """np.moveaxis."""
+        return _ops.moveaxis(self, source, destination)
+
+    def gather(self, axis: int, index: ArrayLike) -> Tensor:
+        """torch.gather along ``axis``."""
+        return _ops.gather(self, axis, index)
+
+    def scatter_add(self, axis: int, index: ArrayLike, src: ArrayLike) -> Tensor:
+        """torch.scatter_add (out of place)."""
+        return _ops.scatter_add(self, axis, index, src)
+
+    def masked_fill(self, mask: ArrayLike, value: float) -> Tensor:
+        """``value`` where ``mask`` is true."""
+        return _ops.masked_fill(self, mask, value)
+
 
 class _HookHandle:
     """Returned by ``register_hook``; ``remove()`` unregisters the hook."""
