@@ -80,3 +80,9 @@ __all__ = [
     "zeros_like",
     *_ops_all,
 ]
+
+# -- op breadth (issue 17): tensor factories (eye, linspace, full_like, randint, empty, ...) -------
+from tinygrad_conv import factories as _factories  # noqa: E402
+from tinygrad_conv.factories import *  # noqa: E402,F403
+
+__all__ += _factories.__all__
