@@ -75,6 +75,14 @@ result swaps back to ``[kh, kw, Cg, G*Og]``, TF's grouped HWIO filter.
 ``conv2d_transpose(dy, w, output_shape)`` *is* ``conv2d_backprop_input(output_shape, w, dy)``:
 the adjoint of the conv2d mapping ``output_shape`` to dy's shape; ``w`` is that forward conv's
 HWIO filter. It is listed as its own "way" because TF exposes it as its own function.
+
+4. Any number of spatial axes
+-----------------------------
+Nothing above depends on there being two spatial axes: every step acts on each axis on its own.
+So every function here takes 1-D ([N, W, C], filters [k, Cin, Cout]), 2-D and 3-D
+([N, D, H, W, C], filters [kd, kh, kw, Cin, Cout]) arrays alike; the rank is read from the
+arrays, and the rearranged convolution is ``tc.conv1d`` / ``tc.conv2d`` / ``tc.conv3d``
+accordingly (the ways' names then say conv1d / conv3d).
 """
 
 from __future__ import annotations
@@ -85,7 +93,12 @@ from typing import Any
 import numpy as np
 
 import tinygrad_conv as tc
-from tinygrad_conv.kernels.padding import ConvGeometry, check_out_backprop, conv_geometry
+from tinygrad_conv.kernels.padding import (
+    ConvGeometry,
+    check_out_backprop,
+    conv_geometry,
+    conv_geometry_nd,
+)
 from tinygrad_conv.ops._util import as_tensor
 from tinygrad_conv.tensor import Tensor
 
@@ -129,15 +142,63 @@ def _pair(name: str, value: int | Sequence[int]) -> tuple[int, int]:
 
 
 def _check_rank4(op: str, name: str, t: Tensor) -> None:
-    if t.ndim != 4:
-        raise ValueError(f"{op}: {name} must have rank 4, got shape {t.shape}")
+    """Rank 3, 4 or 5 (1, 2 or 3 spatial axes); the message names rank 4, the common case."""
+    if t.ndim not in (3, 4, 5):
+        raise ValueError(
+            f"{op}: {name} must have rank 4 (or 3 / 5 for 1-D / 3-D), got shape {t.shape}"
+        )
+
+
+def _check_rank_n(op: str, name: str, t: Tensor, n: int, what: str, shape: Any) -> None:
+    """All arrays of one call have the rank of ``shape`` (3, 4 or 5)."""
+    if n not in (3, 4, 5) or t.ndim != n:
+        raise ValueError(
+            f"{op}: {name} must have rank {n} (the rank of {what} {tuple(shape)}), got shape "
+            f"{t.shape}"
+        )
+
+
+def _ints(name: str, value: int | Sequence[int], n: int) -> tuple[int, ...]:
+    """An int, 1, n or n+2 ints (TF's channels-last form) -> n ints, each >= 1."""
+    if n == 2:
+        return _pair(name, value)
+    if isinstance(value, int | np.integer):
+        vals = (int(value),) * n
+    else:
+        seq = tuple(int(v) for v in value)
+        if len(seq) == 1:
+            vals = seq * n
+        elif len(seq) == n:
+            vals = seq
+        elif len(seq) == n + 2:
+            vals = seq[1:-1]
+        else:
+            raise ValueError(f"{name} must be an int or 1, {n} or {n + 2} ints, got {value!r}")
+    if min(vals) < 1:
+        raise ValueError(f"{name} must be >= 1, got {value!r}")
+    return vals
+
+
+def _spatial(t: Tensor) -> tuple[int, ...]:
+    """The spatial axes of an [N, *S, C] tensor (or [*K, I, O] filter: pass offset 0)."""
+    return tuple(range(1, t.ndim - 1))
+
+
+_CONV = {1: "conv1d", 2: "conv2d", 3: "conv3d"}
+
+
+def _conv(rank: int, x: Any, w: Any, strides: Any, padding: Any, dilations: Any) -> Tensor:
+    """The forward conv of the given rank (channels-last)."""
+    fn = {1: tc.conv1d, 2: tc.conv2d, 3: tc.conv3d}[rank]
+    return fn(x, w, strides, padding, dilations=dilations)
 
 
 # ----------------------------------------------------------------------------- the rearrangements
 
 
 def rot180(w: Any) -> Tensor:
-    """Rotate an HWIO filter by 180 degrees: flip both spatial axes, ``w[::-1, ::-1]``.
+    """Rotate an HWIO filter by 180 degrees: flip both spatial axes, ``w[::-1, ::-1]``
+    (any rank: every spatial axis of a [*K, I, O] filter is flipped).
 
     ``rot180(w)[u, v, c, q] = w[kh-1-u, kw-1-v, c, q]``. It turns the *convolution* that
     appears in the input gradient into the *cross-correlation* conv2d computes. Differentiable
@@ -145,7 +206,7 @@ def rot180(w: Any) -> Tensor:
     """
     t = as_tensor(w)
     _check_rank4("rot180", "w", t)
-    return t[::-1, ::-1]
+    return t[(slice(None, None, -1),) * (t.ndim - 2)]
 
 
 def swap_in_out(w: Any, groups: int = 1) -> Tensor:
@@ -157,16 +218,16 @@ def swap_in_out(w: Any, groups: int = 1) -> Tensor:
     """
     t = as_tensor(w)
     _check_rank4("swap_in_out", "w", t)
-    kh, kw, cg, cout = t.shape
+    *ks, cg, cout = t.shape
     if groups < 1 or cout % groups:
         raise ValueError(f"swap_in_out: groups={groups} must divide out-channels of w {t.shape}")
-    og = cout // groups
-    t = tc.reshape(t, (kh, kw, cg, groups, og))
-    t = tc.transpose(t, (0, 1, 4, 3, 2))  # [kh, kw, Og, G, Cg]
-    return tc.reshape(t, (kh, kw, og, groups * cg))
+    og, r = cout // groups, len(ks)
+    t = tc.reshape(t, (*ks, cg, groups, og))
+    t = tc.transpose(t, (*range(r), r + 2, r + 1, r))  # [*K, Og, G, Cg]
+    return tc.reshape(t, (*ks, og, groups * cg))
 
 
-def dilate(t: Any, factors: int | Sequence[int], axes: Sequence[int] = (1, 2)) -> Tensor:
+def dilate(t: Any, factors: int | Sequence[int], axes: Sequence[int] | None = None) -> Tensor:
     """Insert ``f - 1`` zeros between consecutive entries along each of ``axes`` (zero insertion).
 
     For dy ``[N, Ho, Wo, C]`` and the forward strides (the default ``axes=(1, 2)``) the result is
@@ -176,10 +237,12 @@ def dilate(t: Any, factors: int | Sequence[int], axes: Sequence[int] = (1, 2)) -
     dilated conv (``e = d(k-1) + 1`` taps, zeros between the real ones).
 
     Built as reshape -> pad -> reshape -> slice, so it is differentiable (its adjoint is the
-    strided slice ``g[:, ::sh, ::sw]``).
+    strided slice ``g[:, ::sh, ::sw]``). ``axes=None`` means the spatial axes of an [N, *S, C]
+    tensor (1, 2 for 4-D; one factor per axis).
     """
     out = as_tensor(t)
-    f = _pair("dilate: factors", factors)
+    axes = _spatial(out) if axes is None else tuple(axes)
+    f = _ints("dilate: factors", factors, len(axes))
     for ax, fac in zip(axes, f, strict=True):
         if fac == 1:
             continue
@@ -197,15 +260,17 @@ def dilate(t: Any, factors: int | Sequence[int], axes: Sequence[int] = (1, 2)) -
     return out
 
 
-def pad_or_crop(t: Any, pads: Sequence[Sequence[int]], axes: Sequence[int] = (1, 2)) -> Tensor:
+def pad_or_crop(t: Any, pads: Sequence[Sequence[int]], axes: Sequence[int] | None = None) -> Tensor:
     """Zero-pad (amount > 0) or crop (amount < 0) each side of each of ``axes``.
 
     ``pads = ((lo_h, hi_h), (lo_w, hi_w))``. Positive amounts are padded first and negative ones
     cropped afterwards, so ``lo = +2, hi = -2`` on a length-1 axis is the valid window
     ``[0, 0, x0, 0]...`` cut to ``[0]`` rather than an error. The final length along an axis is
-    ``n + lo + hi`` and must be >= 0. Differentiable (tc.pad and getitem).
+    ``n + lo + hi`` and must be >= 0. Differentiable (tc.pad and getitem). ``axes=None``: the
+    spatial axes of an [N, *S, C] tensor, one pair each.
     """
     out = as_tensor(t)
+    axes = _spatial(out) if axes is None else tuple(axes)
     pads = [(int(lo), int(hi)) for lo, hi in pads]
     widths = [(0, 0)] * out.ndim
     for ax, (lo, hi) in zip(axes, pads, strict=True):
@@ -225,7 +290,7 @@ def pad_or_crop(t: Any, pads: Sequence[Sequence[int]], axes: Sequence[int] = (1,
     return out
 
 
-def full_padding(geom: ConvGeometry) -> Pads:
+def full_padding(geom: ConvGeometry) -> tuple[tuple[int, int], ...]:
     """The "full" padding of the input-gradient conv: ``(d(k-1) - p_lo, d(k-1) - p_hi + r)``.
 
     ``d(k-1)`` on both sides is the classic full convolution (every partial overlap of dy and the
@@ -238,13 +303,13 @@ def full_padding(geom: ConvGeometry) -> Pads:
         geom.kernel_hw, geom.dilations, geom.pads, geom.leftover, strict=True
     ):
         out.append((d * (k - 1) - lo, d * (k - 1) - hi + r))
-    return out[0], out[1]
+    return tuple(out)
 
 
 def pad_to_full(
     dy: Any,
     kernel_size: int | Sequence[int],
-    padding: Sequence[Sequence[int]] = ((0, 0), (0, 0)),
+    padding: Sequence[Sequence[int]] | None = None,
     dilations: int | Sequence[int] = 1,
     leftover: int | Sequence[int] = 0,
 ) -> Tensor:
@@ -253,14 +318,17 @@ def pad_to_full(
     Per axis: ``lo = d(k-1) - p_lo``, ``hi = d(k-1) - p_hi + r`` (negative = crop), with the
     forward conv's resolved pads ``padding = ((top, bottom), (left, right))`` (resolve 'SAME'
     first, e.g. with ``kernels.padding.conv_geometry``), dilations d and leftover r. With the
-    defaults this is the textbook full padding ``k - 1`` on every side.
+    defaults this is the textbook full padding ``k - 1`` on every side. Any rank: one entry per
+    spatial axis of dy ([N, *S, C]).
     """
+    n = as_tensor(dy).ndim - 2
     k, d = (
-        _pair("pad_to_full: kernel_size", kernel_size),
-        _pair("pad_to_full: dilations", dilations),
+        _ints("pad_to_full: kernel_size", kernel_size, n),
+        _ints("pad_to_full: dilations", dilations, n),
     )
+    padding = ((0, 0),) * n if padding is None else padding
     if isinstance(leftover, int | np.integer):
-        r = (int(leftover), int(leftover))
+        r = (int(leftover),) * n
     else:
         r = tuple(int(v) for v in leftover)
     pads = tuple(
@@ -279,14 +347,16 @@ def nhwc_to_hwio(t: Any) -> Tensor:
     """
     t = as_tensor(t)
     _check_rank4("nhwc_to_hwio", "t", t)
-    return tc.transpose(t, (1, 2, 0, 3))
+    r = t.ndim - 2  # any rank: [N, *S, C] -> [*S, N, C]
+    return tc.transpose(t, (*range(1, r + 1), 0, r + 1))
 
 
 def hwio_to_nhwc(t: Any) -> Tensor:
     """The inverse of :func:`nhwc_to_hwio`: ``[H, W, I, O] -> [I, H, W, O]``."""
     t = as_tensor(t)
     _check_rank4("hwio_to_nhwc", "t", t)
-    return tc.transpose(t, (2, 0, 1, 3))
+    r = t.ndim - 2  # any rank: [*S, I, O] -> [I, *S, O]
+    return tc.transpose(t, (r, *range(r), r + 1))
 
 
 def batch_channel_swap(x: Any, groups: int = 1) -> Tensor:
@@ -299,20 +369,42 @@ def batch_channel_swap(x: Any, groups: int = 1) -> Tensor:
     """
     t = as_tensor(x)
     _check_rank4("batch_channel_swap", "x", t)
-    n, h, w, c = t.shape
+    n, *sp, c = t.shape
     if groups < 1 or c % groups:
         raise ValueError(f"batch_channel_swap: groups={groups} must divide channels of {t.shape}")
-    cg = c // groups
-    t = tc.reshape(t, (n, h, w, groups, cg))
-    t = tc.transpose(t, (4, 1, 2, 3, 0))  # [Cg, H, W, G, N]
-    return tc.reshape(t, (cg, h, w, groups * n))
+    cg, r = c // groups, len(sp)
+    t = tc.reshape(t, (n, *sp, groups, cg))
+    t = tc.transpose(t, (r + 2, *range(1, r + 1), r + 1, 0))  # [Cg, *S, G, N]
+    return tc.reshape(t, (cg, *sp, groups * n))
 
 
 # ----------------------------------------------------------------------------- the two identities
 
 
 def _geometry(op: str, input_shape, filter_shape, strides, padding, dilations) -> ConvGeometry:
-    return conv_geometry(op, tuple(input_shape), tuple(filter_shape), strides, padding, dilations)
+    if len(input_shape) == 4:
+        return conv_geometry(
+            op, tuple(input_shape), tuple(filter_shape), strides, padding, dilations
+        )
+    r = len(input_shape) - 2
+    if len(filter_shape) != r + 2:
+        raise ValueError(
+            f"{op}: filter shape {tuple(filter_shape)} must have rank {r + 2} for input shape "
+            f"{tuple(input_shape)}"
+        )
+    return conv_geometry_nd(
+        op, r, tuple(input_shape), tuple(filter_shape)[:-2], strides, padding, dilations
+    )
+
+
+def _check_dy(op: str, geom: ConvGeometry, dy: Tensor, n: int, c: int) -> None:
+    if geom.rank == 2:
+        check_out_backprop(op, geom, dy.shape, n, c)
+    elif tuple(dy.shape) != (n, *geom.output_hw, c):
+        raise ValueError(
+            f"{op}: out_backprop has shape {tuple(dy.shape)} but the geometry [{geom}] with "
+            f"batch {n} and {c} channels needs {(n, *geom.output_hw, c)}"
+        )
 
 
 def input_grad_as_conv2d(
@@ -331,14 +423,14 @@ def input_grad_as_conv2d(
     """
     op = "input_grad_as_conv2d"
     w, dy = as_tensor(w), as_tensor(dy)
-    _check_rank4(op, "w", w)
-    _check_rank4(op, "dy", dy)
+    for name, t in (("w", w), ("dy", dy)):
+        _check_rank_n(op, name, t, len(input_shape), "input_shape", input_shape)
     geom = _geometry(op, input_shape, w.shape, strides, padding, dilations)
-    check_out_backprop(op, geom, dy.shape, input_shape[0], w.shape[3])
-    groups = input_shape[3] // w.shape[2]
+    _check_dy(op, geom, dy, input_shape[0], w.shape[-1])
+    groups = input_shape[-1] // w.shape[-2]
     z = pad_or_crop(dilate(dy, geom.strides), full_padding(geom))
     f = swap_in_out(rot180(w), groups)
-    return tc.conv2d(z, f, strides=1, padding="VALID", dilations=geom.dilations)
+    return _conv(geom.rank, z, f, 1, "VALID", geom.dilations)
 
 
 def filter_grad_as_conv2d(
@@ -358,20 +450,20 @@ def filter_grad_as_conv2d(
     """
     op = "filter_grad_as_conv2d"
     x, dy = as_tensor(x), as_tensor(dy)
-    _check_rank4(op, "x", x)
-    _check_rank4(op, "dy", dy)
+    for name, t in (("x", x), ("dy", dy)):
+        _check_rank_n(op, name, t, len(filter_shape), "filter_shape", filter_shape)
     geom = _geometry(op, x.shape, filter_shape, strides, padding, dilations)
-    check_out_backprop(op, geom, dy.shape, x.shape[0], filter_shape[3])
-    groups = x.shape[3] // filter_shape[2]
-    xs = batch_channel_swap(x, groups)  # [Cg, H, W, G*N]
-    f = nhwc_to_hwio(dy)  # [Ho, Wo, N, Cout]
+    _check_dy(op, geom, dy, x.shape[0], filter_shape[-1])
+    groups = x.shape[-1] // filter_shape[-2]
+    xs = batch_channel_swap(x, groups)  # [Cg, *S, G*N]
+    f = nhwc_to_hwio(dy)  # [*O, N, Cout]
     pads = [(lo, hi - r) for (lo, hi), r in zip(geom.pads, geom.leftover, strict=True)]
     if min(hi for _, hi in pads) < 0:
-        xs, conv_pads = pad_or_crop(xs, pads), [(0, 0), (0, 0)]  # crop unread rows of x
+        xs, conv_pads = pad_or_crop(xs, pads), [(0, 0)] * geom.rank  # crop unread rows of x
     else:
         conv_pads = pads
-    out = tc.conv2d(xs, f, strides=geom.dilations, padding=conv_pads, dilations=geom.strides)
-    return nhwc_to_hwio(out)  # [Cg, kh, kw, Cout] -> [kh, kw, Cg, Cout]
+    out = _conv(geom.rank, xs, f, geom.dilations, conv_pads, geom.strides)
+    return nhwc_to_hwio(out)  # [Cg, *K, Cout] -> [*K, Cg, Cout]
 
 
 def _arr(a: Any) -> np.ndarray:
@@ -399,22 +491,25 @@ def input_grad_ways(
     All four must agree to rounding.
     """
     xa, wa, dya = _arr(x), _arr(w), _arr(dy)
-    shape = xa.shape
+    shape, rank = xa.shape, xa.ndim - 2
+    name = _CONV.get(rank, "conv2d")
     xt = Tensor(xa, requires_grad=True)
-    y = tc.conv2d(xt, Tensor(wa), strides, padding, dilations=dilations)
+    y = _conv(rank, xt, Tensor(wa), strides, padding, dilations)
     (auto,) = tc.grad(y, [xt], grad_outputs=Tensor(dya))
     sizes = np.array(shape, dtype=np.int64)
+    backprop = {
+        1: tc.conv1d_backprop_input,
+        2: tc.conv2d_backprop_input,
+        3: tc.conv3d_backprop_input_v2,
+    }[rank]
+    transpose = {1: tc.conv1d_transpose, 2: tc.conv2d_transpose, 3: tc.conv3d_transpose}[rank]
     return {
         "autodiff": auto.data,
-        "conv2d_of_dilated_full_padded_dy": input_grad_as_conv2d(
+        f"{name}_of_dilated_full_padded_dy": input_grad_as_conv2d(
             wa, dya, shape, strides, padding, dilations
         ).data,
-        "conv2d_backprop_input": tc.conv2d_backprop_input(
-            sizes, wa, dya, strides, padding, dilations=dilations
-        ).data,
-        "conv2d_transpose": tc.conv2d_transpose(
-            dya, wa, sizes, strides, padding, dilations=dilations
-        ).data,
+        backprop.__name__: backprop(sizes, wa, dya, strides, padding, dilations=dilations).data,
+        f"{name}_transpose": transpose(dya, wa, sizes, strides, padding, dilations=dilations).data,
     }
 
 
@@ -437,18 +532,23 @@ def filter_grad_ways(
         ``'conv2d_backprop_filter'``: ``tc.conv2d_backprop_filter(x, w.shape, dy, ...)``.
     """
     xa, wa, dya = _arr(x), _arr(w), _arr(dy)
+    rank = xa.ndim - 2
+    name = _CONV.get(rank, "conv2d")
     wt = Tensor(wa, requires_grad=True)
-    y = tc.conv2d(Tensor(xa), wt, strides, padding, dilations=dilations)
+    y = _conv(rank, Tensor(xa), wt, strides, padding, dilations)
     (auto,) = tc.grad(y, [wt], grad_outputs=Tensor(dya))
     sizes = np.array(wa.shape, dtype=np.int64)
+    backprop = {
+        1: tc.conv1d_backprop_filter,
+        2: tc.conv2d_backprop_filter,
+        3: tc.conv3d_backprop_filter_v2,
+    }[rank]
     return {
         "autodiff": auto.data,
-        "conv2d_of_swapped_x_and_dy": filter_grad_as_conv2d(
+        f"{name}_of_swapped_x_and_dy": filter_grad_as_conv2d(
             xa, dya, wa.shape, strides, padding, dilations
         ).data,
-        "conv2d_backprop_filter": tc.conv2d_backprop_filter(
-            xa, sizes, dya, strides, padding, dilations=dilations
-        ).data,
+        backprop.__name__: backprop(xa, sizes, dya, strides, padding, dilations=dilations).data,
     }
 
 
