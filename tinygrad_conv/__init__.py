@@ -7,6 +7,7 @@ Import as ``import tinygrad_conv as tc``.
 
 from tinygrad_conv.autograd import grad
 from tinygrad_conv.explain import explain_conv
+from tinygrad_conv.explore import Explorer, explore
 from tinygrad_conv.function import Function
 from tinygrad_conv.grad_mode import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from tinygrad_conv.gradcheck import GradcheckError, gradcheck, gradgradcheck
@@ -56,6 +57,8 @@ __all__ = [
     "GraphvizNotFoundError",
     "draw_graph",
     "explain_conv",
+    "Explorer",
+    "explore",
     "ConvLab",
     "conv_lab",
     "shape_oracle",

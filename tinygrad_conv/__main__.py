@@ -1,4 +1,4 @@
-"""Command line: ``python -m tinygrad_conv {draw,explain} ...``.
+"""Command line: ``python -m tinygrad_conv {draw,explain,lab,explore} ...``.
 
 ``draw``: draw the training graph of an example model without training it::
 
@@ -28,6 +28,13 @@ gradient (scatter and gather views) and its filter gradient, plus the shape orac
         --padding SAME --out lab.html
 
 prints the shape oracle and the checks; ``--gif`` / ``--svg`` also write one animation for slides.
+
+``explore``: the backprop explorer (see ``tc.explore``): one backward pass of an example model
+(loaded as for ``draw``) recorded and written as one offline HTML page to step through::
+
+    python -m tinygrad_conv explore examples/train_cnn.py --out backprop.html [--labs]
+
+``--labs`` also writes the conv lab page of each conv2d geometry next to it (linked from the page).
 """
 
 from __future__ import annotations
@@ -77,6 +84,8 @@ def _load_example(target: str) -> ModuleType:
         if spec is None or spec.loader is None:
             raise CLIError(f"draw: cannot import {target}")
         module = importlib.util.module_from_spec(spec)
+        # registered like any import: dataclasses (and pickling) look their module up by name
+        sys.modules[spec.name] = module
         sys.path.insert(0, str(path.resolve().parent))
         try:
             spec.loader.exec_module(module)
@@ -191,6 +200,34 @@ def _cmd_lab(args: argparse.Namespace) -> int:
     return 0 if all(lab.checks.values()) else 1
 
 
+def _cmd_explore(args: argparse.Namespace) -> int:
+    from tinygrad_conv.explore import MAX_VALUES, explore
+
+    max_values = MAX_VALUES if args.max_values is None else args.max_values
+    if max_values < 0:
+        raise CLIError(f"explore: --max-values must be >= 0, got {max_values}")
+    module = _load_example(args.example)
+    model, loss = build_training_graph(module, args.seed, args.batch_size, backward=False)
+    params = model.named_parameters() if hasattr(model, "named_parameters") else None
+    ex = explore(loss, params=params, path=args.out, max_values=max_values, labs=args.labs)
+    labs = sorted({op["lab"]["file"] for op in ex.data["ops"] if op.get("lab")})
+    print(
+        f"wrote {args.out} ({ex.nsteps} steps, {len(ex.data['ops'])} ops, "
+        f"{ex.data['embedded']} numbers embedded); loss = {float(loss.item()):.6g}"
+    )
+    for note in ex.data["notes"]:
+        print(f"note: {note}")
+    if args.labs:
+        for op in ex.data["ops"]:
+            lab = op.get("lab")
+            if lab and lab.get("refused") and lab["file"] in labs:
+                print(f"conv lab {lab['file']} not written: {lab['refused']}")
+                labs.remove(lab["file"])
+        for name in labs:
+            print(f"wrote {name} (conv lab)")
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tinygrad_conv",
@@ -256,6 +293,28 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--gif", default="", help="also write that animation as a GIF")
     lab.add_argument("--svg", default="", help="also write that animation as an animated SVG")
     lab.set_defaults(func=_cmd_lab)
+
+    x = sub.add_parser(
+        "explore",
+        help="write the backprop explorer page: step through one backward pass of an example",
+        description="Run one backward pass of a file defining build_model(seed) and "
+        "example_batch(batch_size) (optionally loss_fn(logits, y)) under record_backward and "
+        "write one offline HTML page to step through it (see tc.explore).",
+    )
+    x.add_argument("example", help="a .py file such as examples/train_cnn.py, or a module name")
+    x.add_argument("--out", default="backprop.html", help="page to write")
+    x.add_argument("--seed", type=int, default=0, help="seed given to build_model")
+    x.add_argument("--batch-size", type=int, default=4, help="given to example_batch")
+    x.add_argument(
+        "--max-values",
+        type=int,
+        default=None,
+        help="most numbers embedded in the page (default tc.explore's MAX_VALUES)",
+    )
+    x.add_argument(
+        "--labs", action="store_true", help="also write the conv lab page of each conv geometry"
+    )
+    x.set_defaults(func=_cmd_explore)
     return parser
 
 
