@@ -44,3 +44,9 @@ __all__ = [
     "LeakyReLU", "Linear", "MSELoss", "MaxPool2d", "Module", "ModuleList", "Parameter", "ReLU",
     "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "init",
 ]  # fmt: skip
+
+# -- op breadth (issue 17): more losses ----------------------------------------------------------
+from tinygrad_conv.nn import losses_extra as _losses_extra  # noqa: E402
+from tinygrad_conv.nn.losses_extra import *  # noqa: E402,F403
+
+__all__ += _losses_extra.__all__

@@ -145,11 +145,14 @@ __all__ = [
 # -- op breadth (issue 17): each module lists its public ops in its own __all__ ------------------
 from tinygrad_conv.ops import activation as _activation  # noqa: E402
 from tinygrad_conv.ops import indexing as _indexing  # noqa: E402
+from tinygrad_conv.ops import losses_extra as _losses_extra  # noqa: E402
 from tinygrad_conv.ops import scan as _scan  # noqa: E402
 from tinygrad_conv.ops import unary as _unary  # noqa: E402
 from tinygrad_conv.ops.activation import *  # noqa: E402,F403
 from tinygrad_conv.ops.indexing import *  # noqa: E402,F403
+from tinygrad_conv.ops.losses_extra import *  # noqa: E402,F403
 from tinygrad_conv.ops.scan import *  # noqa: E402,F403
 from tinygrad_conv.ops.unary import *  # noqa: E402,F403
 
 __all__ += [*_unary.__all__, *_activation.__all__, *_scan.__all__, *_indexing.__all__]
+__all__ += _losses_extra.__all__
