@@ -278,8 +278,15 @@ def _build(
     clusters = _viz._Clusters(g, param_names)
     values = _Values(max_values)
 
-    # clusters: key -> index, parents first
-    ckeys = list(clusters.parent)
+    # clusters: key -> index, in the order of module names (layers.2 before layers.10)
+    def chain_key(key: Any) -> list[Any]:
+        chain = []
+        while key is not None:
+            chain.append(_viz._natural(clusters.label[key]))
+            key = clusters.parent[key]
+        return chain[::-1]
+
+    ckeys = sorted(clusters.parent, key=chain_key)
     cindex = {key: i for i, key in enumerate(ckeys)}
     cluster_rows = [
         {
