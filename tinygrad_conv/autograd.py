@@ -13,6 +13,7 @@ Algorithm (iterative, so a 100,000-op chain needs no recursion):
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -159,8 +160,9 @@ def _run(
                 grads[key] = grads[key] + gi if key in grads else gi
                 if inp._ctx is None:
                     keep[key] = inp
-            record = _write_record(node, g, t, log, in_grads, fitted)
+            _write_record(node, g, t, log, in_grads, fitted)
             if trace is not None:
+                record = node.backward_record
                 step = len(trace.steps)
                 trace.steps.append(_step(trace, step, node, g, log, record, fitted))
                 for inp, gi in zip(inputs, fitted, strict=True):
@@ -209,68 +211,87 @@ def _write_record(
     log: _function._PassLog,
     returned: Sequence[Tensor | None],
     fitted: Sequence[Tensor | None],
-) -> _record.BackwardRecord:
-    """Turn what the pass logged into ``node.backward_record``: every operand and every input
-    gradient traced to its source by object identity."""
+) -> None:
+    """Record what the pass did as ``node.backward_record`` (decoded on first read).
+
+    This runs for every node of every backward, so it keeps only what identifies the objects the
+    pass touched: their ``id()`` (taken with C-level ``map``; all of them are alive together now,
+    so the ids are unambiguous), shapes and dtypes, and the calls' plain arguments; no array is
+    kept. ``record.materialize`` turns that into Sources when a view reads the record.
+    """
+    d = node.__dict__
     inputs = node.inputs
-    known: dict[int, _record.Source] = {}
-    by_data: dict[int, _record.Source] = {}
-    for k, value in enumerate(node._saved):
-        src = _record.saved_source(k)
-        if isinstance(value, np.ndarray):
-            by_data[id(value)] = src
-        elif isinstance(value, Tensor):
-            known[id(value)] = src
-            by_data[id(value.data)] = src
-    by_data[id(out.data)] = _record.OUTPUT
-    known[id(out)] = _record.OUTPUT
-    for i in range(len(inputs) - 1, -1, -1):  # the first position wins when one tensor is both
-        src = _record.input_source(i)
-        known[id(inputs[i])] = src
-        by_data[id(inputs[i].data)] = src
-    known[id(g)] = _record.UPSTREAM
-    constants = log.constants
-
-    def source(t: Tensor) -> _record.Source:
-        src = known.get(id(t))
-        if src is not None:
-            return src
-        c = constants.get(id(t))
-        if c is not None:
-            return _record.Source("constant", None, c[1])
-        return by_data.get(id(t.data), _record.UNTRACKED)
-
-    calls = []
-    for k, (ctx, operands, result) in enumerate(log.calls):
-        args = tuple([source(a) for a in operands])
-        known[id(result)] = _record.call_source(k)
-        shapes = tuple([a.data.shape for a in operands])
-        calls.append(
-            _record.Call(ctx.name, result.data.shape, args, _plain_attrs(ctx.attrs), shapes)
-        )
-    input_grads: list[_record.InputGrad | None] = []
-    for gi, fi in zip(returned, fitted, strict=True):
-        if fi is None or gi is None:
-            input_grads.append(None)
-            continue
-        shape = fi.data.shape
-        summed = gi.data.shape if gi.data.shape != shape else None
-        cast = gi.data.dtype.name if gi.data.dtype != fi.data.dtype else None
-        input_grads.append(_record.InputGrad(source(gi), shape, summed, cast))
-    prev = node.backward_record
-    record = _record.BackwardRecord(
-        1 if prev is None else prev.passes + 1, tuple(calls), tuple(input_grads)
+    saved_values = d["_saved"]
+    saved = (
+        tuple([(id(v), id(v.data) if type(v) is Tensor else None) for v in saved_values])
+        if saved_values
+        else ()
     )
-    node.backward_record = record
-    return record
+    calls = []
+    for ctx, operands, result in log.calls:
+        attrs = ctx.attrs
+        for value in attrs.values():
+            if type(value) in _MAY_HOLD_ARRAYS:  # else a plain value or an op's own object
+                attrs = _plain_attrs(attrs)
+                break
+        calls.append(
+            (
+                ctx.name,
+                attrs,
+                result.data.shape,
+                tuple(map(id, operands)),
+                tuple(map(id, map(_data, operands))),
+                tuple(map(_data_shape, operands)),
+                id(result),
+            )
+        )
+    grads: list[tuple[Any, ...] | None] = []
+    for i, fi in enumerate(fitted):
+        if fi is None:
+            grads.append(None)
+            continue
+        gi = returned[i]
+        gd, fd = gi.data, fi.data  # type: ignore[union-attr]
+        grads.append((id(gi), id(gd), gd.shape, fd.shape, gd.dtype, fd.dtype))
+    passes = d.get("_passes", 0) + 1
+    d["_passes"] = passes
+    d["_record"] = None
+    constants = log.constants
+    d["_raw"] = (
+        passes,
+        id(g),
+        id(out),
+        id(out.data),
+        tuple(map(id, inputs)),
+        tuple(map(id, map(_data, inputs))),
+        saved,
+        {k: v[1] for k, v in constants.items()} if constants else None,
+        calls,
+        grads,
+    )
+
+
+_data = operator.attrgetter("data")
+_data_shape = operator.attrgetter("data.shape")
+_MAY_HOLD_ARRAYS = frozenset({np.ndarray, tuple, list})
 
 
 def _plain_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
-    """A call's arguments with any array replaced by a description (records hold no arrays)."""
-    for value in attrs.values():
-        if type(value) not in _function._PLAIN_ATTR_TYPES and _function._holds_array(value):
-            return {k: _function._describe_arrays(v) for k, v in attrs.items()}
-    return attrs
+    """A call's arguments with any array replaced by an ArrayNote of its shape and dtype
+    (records hold no arrays; the common case, no array, returns the dict itself)."""
+    out = None
+    for key, value in attrs.items():
+        kind = type(value)
+        if kind is np.ndarray:
+            note: Any = _function.ArrayNote(value)
+        elif (kind is tuple or kind is list) and _function._holds_array(value):
+            note = _function._describe_arrays(value)
+        else:
+            continue
+        if out is None:
+            out = dict(attrs)
+        out[key] = note
+    return attrs if out is None else out
 
 
 def _step(

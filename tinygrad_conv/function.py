@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 import numpy as np
 
 from tinygrad_conv import grad_mode
+from tinygrad_conv import record as _record_module
 from tinygrad_conv import scope as _scope
 from tinygrad_conv.record import BackwardRecord
 
@@ -62,12 +63,19 @@ class Edge(NamedTuple):
         return None if self.ref is None else self.ref()
 
 
+_new_tuple = tuple.__new__  # NamedTuple's own __new__ is a Python function: this runs per edge
+
+
 def _edge(t: Tensor) -> Edge:
+    data = t.data
     if t._ctx is not None:
-        return Edge(t.data.shape, t.data.dtype, t.name, True, t._ctx, None, weakref.ref(t))
+        return _new_tuple(Edge, (data.shape, data.dtype, t.name, True, t._ctx, None, _ref(t)))
     if t.requires_grad:
-        return Edge(t.data.shape, t.data.dtype, t.name, True, None, t, None)
-    return Edge(t.data.shape, t.data.dtype, t.name, False, None, None, weakref.ref(t))
+        return _new_tuple(Edge, (data.shape, data.dtype, t.name, True, None, t, None))
+    return _new_tuple(Edge, (data.shape, data.dtype, t.name, False, None, None, _ref(t)))
+
+
+_ref = weakref.ref
 
 
 class _PassLog:
@@ -123,7 +131,6 @@ class Function:
     inputs: tuple[Tensor, ...] | None
     needs_input_grad: tuple[bool, ...]
     attrs: dict[str, Any]
-    backward_record: BackwardRecord | None
     released: bool
 
     # -- the two methods subclasses write ---------------------------------------------------------
@@ -161,6 +168,21 @@ class Function:
         return type(self).op_name or type(self).__name__.lower()
 
     # -- what views read -----------------------------------------------------------------------------
+    @property
+    def backward_record(self) -> BackwardRecord | None:
+        """What the last backward pass through this node did (``None`` before the first).
+
+        The engine stores a compact raw form while backward runs; it is decoded here once.
+        """
+        d = self.__dict__
+        record = d.get("_record")
+        if record is None:
+            raw = d.get("_raw")
+            if raw is None:
+                return None
+            record = d["_record"] = _record_module.materialize(raw)
+        return record
+
     def input_edges(self) -> tuple[Edge, ...]:
         """One :class:`Edge` per input: the graph's structure, also after ``release()``."""
         edges = self.__dict__.get("_edges")
@@ -219,20 +241,25 @@ class Function:
             if type(value) not in _PLAIN_ATTR_TYPES and _holds_array(value):
                 attrs = {k: _describe_arrays(v) for k, v in attrs.items()}
                 break
+        inputs = d["inputs"]
+        edges = d.get("_edges") if inputs is None else tuple([_edge(t) for t in inputs])
+        ref = d.get("_output_ref")
+        out = None if ref is None else ref()
+        info = d.get("_out_info") if out is None else (out.data.shape, out.data.dtype)
         keep = {
             "attrs": attrs,
             "needs_input_grad": d["needs_input_grad"],
-            "backward_record": d["backward_record"],
+            "_passes": d.get("_passes", 0),
+            "_raw": d.get("_raw"),
+            "_record": d.get("_record"),
             "inputs": None,
             "released": True,
-            "_edges": self.input_edges(),
-            "_out_info": self.output_info(),
+            "_edges": edges,
+            "_out_info": info,
+            "_output_ref": ref,
+            "scope": d.get("scope"),
         }
-        if "scope" in d:
-            keep["scope"] = d["scope"]
-        if "_output_ref" in d:
-            keep["_output_ref"] = d["_output_ref"]
-        d.clear()
+        d.clear()  # also whatever a forward stored on ctx itself
         d.update(keep)
 
     # -- graph construction ------------------------------------------------------------------------
@@ -250,7 +277,6 @@ class Function:
         ctx.__dict__ = {
             "attrs": attrs,
             "needs_input_grad": needs if record else (False,) * len(tensors),
-            "backward_record": None,
             "released": False,
             "_saved": (),
         }
@@ -284,14 +310,35 @@ def _holds_array(value: Any) -> bool:
         return True
     # the same containers as _describe_arrays walks; shapes (ints) are skipped without a call
     if type(value) in (tuple, list):
-        return any(_holds_array(v) for v in value if type(v) not in _PLAIN_ATTR_TYPES)
+        for v in value:  # a plain loop: a generator costs more than the check, on every node
+            if type(v) not in _PLAIN_ATTR_TYPES and _holds_array(v):
+                return True
     return False
 
 
+class ArrayNote:
+    """What a record or a released node keeps of an array argument: its shape and dtype only."""
+
+    __slots__ = ("shape", "dtype")
+
+    def __init__(self, a: np.ndarray) -> None:
+        self.shape, self.dtype = a.shape, a.dtype
+
+    def __repr__(self) -> str:
+        return f"<array {self.shape} {self.dtype}>"
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, ArrayNote) and self.shape == other.shape and self.dtype == other.dtype
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 def _describe_arrays(value: Any) -> Any:
-    """``value`` with every ndarray (also inside tuples and lists) replaced by a short description."""
+    """``value`` with every ndarray (also inside tuples and lists) replaced by an ArrayNote."""
     if isinstance(value, np.ndarray):
-        return f"<array {value.shape} {value.dtype}>"
+        return ArrayNote(value)
     if type(value) in (tuple, list):
         return type(value)(_describe_arrays(v) for v in value)
     return value
