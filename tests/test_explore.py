@@ -41,10 +41,10 @@ def conv_model(seed: int = 0) -> tuple[nn.Module, tc.Tensor]:
     """A tiny Sequential CNN (stride-2 SAME conv) and its loss on a fixed batch."""
     tc.manual_seed(seed)
     model = nn.Sequential(
-        nn.Conv2d(1, 3, 3, strides=2, padding="same", dtype=np.float64),
+        nn.Conv2d(1, 8, 3, strides=2, padding="same", dtype=np.float64),
         nn.ReLU(),
         nn.Flatten(),
-        nn.Linear(3 * 3 * 3, 4, dtype=np.float64),
+        nn.Linear(3 * 3 * 8, 4, dtype=np.float64),
     )
     rng = np.random.default_rng(seed)
     x = tc.tensor(rng.normal(size=(2, 5, 5, 1)))
@@ -138,10 +138,10 @@ def test_conv_step_names_backprop_ops_with_geometry_and_lab(tmp_path):
         (
             "conv2d_backprop_filter",
             ["x", "g"],
-            [[2, 5, 5, 1], [2, 3, 3, 3]],
-            [3, 3, 1, 3],
+            [[2, 5, 5, 1], [2, 3, 3, 8]],
+            [3, 3, 1, 8],
             # the backward passes the resolved geometry only (no padding string) to its calls
-            ["filter_shape=(3, 3, 1, 3)", "strides=2,2 pads 1,1,1,1 dilations=1,1"],
+            ["filter_shape=(3, 3, 1, 8)", "strides=2,2 pads 1,1,1,1 dilations=1,1"],
         ),
     ]
     assert [(g["label"], g["expr"]) for g in conv["grads"]] == [
