@@ -419,19 +419,30 @@ def test_save_svg_and_gif(tmp_path):
     groups = [g for g in root.iter(f"{ns}g") if g.get("class") == "frame"]
     assert len(groups) == len(ig.frames)
     assert all(len(list(g.iter(f"{ns}animate"))) == 1 for g in groups)
-    # the last frame shows d_x (both views) as the sum of every frame
-    texts = [t.text for t in groups[-1].iter(f"{ns}text") if t.get("fill") == "#1a5fb4"]
-    vals = sorted(float(t) for t in texts)
-    expect = sorted([float(v) for v in ig.result.ravel() if True] * 2)
-    nonzero_cells = sorted(
-        float(v)
-        for v in np.concatenate([ig.rebuilt("scatter").ravel(), ig.rebuilt("gather").ravel()])
-    )
-    assert vals == nonzero_cells == expect
+    # every frame shows the running sums of the frames so far: one text per change of a cell,
+    # visible over frames [k0, k1); at each frame k the visible texts are ig.partial(k)
+    sums = [t for t in root.iter(f"{ns}text") if t.get("class") == "sum"]
+    for k in (0, len(ig.frames) // 2, len(ig.frames) - 1):
+        shown = []
+        for t in sums:
+            k0, k1 = (int(v) for v in t.get("data-frames").split("-"))
+            if k0 <= k < k1:
+                shown.append(float("".join(t.itertext())))
+        touched = {tuple(r) for f in ig.frames[: k + 1] for r in f.targets[f.kept]}
+        part = ig.partial(k)
+        expect = [float(part[i]) for i in touched]
+        assert sorted(shown) == sorted(expect * 2)  # the scatter and the gather d_x
     from PIL import Image
 
     im = Image.open(lab.forward.save_gif(tmp_path / "f.gif"))
     assert im.n_frames == len(lab.forward.frames) and im.info["loop"] == 0
+    big = tc.conv_lab((1, 23, 23, 1), (3, 3, 1, 1))
+    with pytest.raises(ValueError) as ei:
+        big.forward.save_gif(tmp_path / "big.gif")
+    assert str(ei.value) == (
+        "conv_lab: save_gif of forward would hold 441 pictures; the limit is MAX_GIF_FRAMES = 400"
+        " (Pillow keeps every picture in memory): use save_svg or save_html, or a smaller example"
+    )
 
 
 def test_cli_lab(tmp_path, capsys):

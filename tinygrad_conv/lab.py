@@ -500,11 +500,11 @@ class _Acc:
         return partial
 
 
-def _check_limits(name: str, frames: int, terms: int, what: str) -> None:
+def _check_limits(name: str, frames: int, terms: int, what: str, views: str = "") -> None:
     if frames > MAX_FRAMES or terms > MAX_TERMS:
         raise ValueError(
             f"{_OP}: the {name} animation would have {frames} frames ({what}) and {terms} "
-            f"products; the limits are MAX_FRAMES = {MAX_FRAMES} frames and MAX_TERMS = "
+            f"products{views}; the limits are MAX_FRAMES = {MAX_FRAMES} frames and MAX_TERMS = "
             f"{MAX_TERMS} products per animation: use a smaller example"
         )
 
@@ -632,7 +632,10 @@ def conv_lab(
     ys = (n, oh, ow, cout)
     fwd_frames, fwd_terms = n * oh * ow * cout, n * oh * ow * cout * kh * kw * cg
     _check_limits("forward", fwd_frames, fwd_terms, f"N*Ho*Wo*Cout = {n}*{oh}*{ow}*{cout}")
-    _check_limits("input_grad", fwd_frames, 2 * fwd_terms, f"N*Ho*Wo*Cout = {n}*{oh}*{ow}*{cout}")
+    _check_limits(
+        "input_grad", fwd_frames, 2 * fwd_terms, f"N*Ho*Wo*Cout = {n}*{oh}*{ow}*{cout}",
+        " (scatter and gather views)",
+    )  # fmt: skip
     fg_frames = kh * kw * cg * cout
     _check_limits(
         "filter_grad", fg_frames, fwd_terms, f"kh*kw*Cin/groups*Cout = {kh}*{kw}*{cg}*{cout}"

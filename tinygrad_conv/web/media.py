@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import html
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,10 @@ from tinygrad_conv.web import write_text_atomic
 if TYPE_CHECKING:
     from tinygrad_conv.lab import Animation
 
-__all__ = ["Scene", "save_gif", "save_svg", "scenes"]
+__all__ = ["MAX_GIF_FRAMES", "Scene", "save_gif", "save_svg", "scenes"]
+
+#: Most pictures save_gif writes (Pillow holds all of them until the file is written).
+MAX_GIF_FRAMES = 400
 
 CELL = 26
 GAP = 14
@@ -33,6 +37,7 @@ _LOGICAL = {"dxg": "dx"}
 class _Cell:
     x: int
     y: int
+    grid: str
     key: tuple[str, tuple[int, ...]]
     kind: int
     text: str
@@ -41,8 +46,9 @@ class _Cell:
 
 @dataclass
 class Scene:
-    """The drawing of one animation: cells, labels, size, and per frame the outlined cells, the
-    result texts and the equation line."""
+    """The drawing of one animation: cells, labels, size, and per frame the outlined cells
+    (``marks``), the result cells whose running sum changed (``updates``: (grid, index) -> text)
+    and the caption lines (``eqs``)."""
 
     width: int
     height: int
@@ -83,7 +89,7 @@ def _grid_cells(
                         idx = (p, r + g.offset[0], c + g.offset[1], q)
                         v, k = g.values[p, r, c, q], g.kinds[p, r, c, q]
                     cells.append(
-                        _Cell(x + c * CELL, y0 + TITLE + 14 + r * CELL, (name, idx), int(k),
+                        _Cell(x + c * CELL, y0 + TITLE + 14 + r * CELL, g.key, (name, idx), int(k),
                               "" if g.result else _fmt(v), g.result)
                     )  # fmt: skip
             x += cols * CELL + GAP
@@ -112,40 +118,46 @@ def scenes(anim: Animation) -> Scene:
         y += row_h + GAP
     height = y + 14 * len(anim.views) + 10
     frames = []
-    sums = {v.key: {} for v in anim.views}
+    sums: dict[tuple[str, tuple[int, ...]], float] = {}
     for k in range(len(anim.frames)):
         marks: dict[tuple[str, tuple[int, ...]], str] = {}
+        updates: dict[tuple[str, tuple[int, ...]], str] = {}
         eqs = []
         for v in anim.views:
             f = v.frames[k]
             tname, sname, pname = (_LOGICAL.get(g, g) for g in (v.target, v.source, v.tap))
             for j in range(len(f)):
-                tkey = (tname, tuple(int(i) for i in f.targets[j]))
                 marks[(sname, tuple(int(i) for i in f.sources[j]))] = "src"
                 marks[(pname, tuple(int(i) for i in f.taps[j]))] = "tap"
                 if f.kept[j]:
-                    marks[tkey] = "tgt"
-                    sums[v.key][tkey] = sums[v.key].get(tkey, 0.0) + float(f.products[j])
+                    idx = tuple(int(i) for i in f.targets[j])
+                    marks[(tname, idx)] = "tgt"
+                    gk = (v.target, idx)
+                    sums[gk] = sums.get(gk, 0.0) + float(f.products[j])
+                    updates[gk] = _fmt(sums[gk])
             eqs.append(
                 f"{v.key}: frame {k + 1}/{len(anim.frames)} {anim.name} index {list(f.index)}"
             )
-        texts = {}
-        for v in anim.views:
-            texts.update({(key, v.target): _fmt(val) for key, val in sums[v.key].items()})
-        frames.append({"marks": marks, "texts": texts, "eqs": eqs})
+        frames.append({"marks": marks, "updates": updates, "eqs": eqs})
     return Scene(int(width), int(height), cells, labels, frames)
 
 
-def _result_text(frame: dict[str, Any], cell: _Cell, anim: Animation) -> str:
-    for v in anim.views:
-        t = frame["texts"].get((cell.key, v.target))
-        if t is not None and cell.key[0] == _LOGICAL.get(v.target, v.target):
-            return t
-    return ""
-
-
-def _result_cells(scene: Scene) -> list[_Cell]:
-    return [c for c in scene.cells if c.result]
+def _window(k0: int, k1: int, n: int, dur: float) -> str:
+    """SMIL: visible during frames [k0, k1) of n, hidden otherwise, looping."""
+    if k0 <= 0 and k1 >= n:
+        return ""
+    times, values = ["0"], ["visible" if k0 <= 0 else "hidden"]
+    if k0 > 0:
+        times.append(f"{k0 / n:.6f}")
+        values.append("visible")
+    if k1 < n:
+        times.append(f"{k1 / n:.6f}")
+        values.append("hidden")
+    return (
+        f'<animate attributeName="visibility" values="{";".join(values)}" '
+        f'keyTimes="{";".join(times)}" calcMode="discrete" dur="{dur:g}s" '
+        'repeatCount="indefinite"/>'
+    )
 
 
 def save_svg(anim: Animation, path: str | os.PathLike, *, ms_per_frame: int = 600) -> Path:
@@ -178,44 +190,37 @@ def save_svg(anim: Animation, path: str | os.PathLike, *, ms_per_frame: int = 60
     pos: dict[Any, list[_Cell]] = {}
     for c in sc.cells:
         pos.setdefault(c.key, []).append(c)
-    results = _result_cells(sc)
     for k, fr in enumerate(sc.frames):
-        if n == 1:
-            anim_el = ""
-        else:
-            key_times, values = ["0"], ["hidden"]
-            if k == 0:
-                values = ["visible"]
-            else:
-                key_times.append(f"{k / n:.6f}")
-                values.append("visible")
-            if k < n - 1:
-                key_times.append(f"{(k + 1) / n:.6f}")
-                values.append("hidden")
-            anim_el = (
-                f'<animate attributeName="visibility" values="{";".join(values)}" '
-                f'keyTimes="{";".join(key_times)}" calcMode="discrete" dur="{dur:g}s" '
-                'repeatCount="indefinite"/>'
-            )
         vis = "visible" if k == 0 else "hidden"
-        out.append(f'<g visibility="{vis}" class="frame" data-frame="{k}">{anim_el}')
+        out.append(
+            f'<g visibility="{vis}" class="frame" data-frame="{k}">{_window(k, k + 1, n, dur)}'
+        )
         for key, role in fr["marks"].items():
             for c in pos.get(key, ()):
                 out.append(
                     f'<rect x="{c.x + 1.5}" y="{c.y + 1.5}" width="{CELL - 3}" height="{CELL - 3}" '
                     f'fill="none" stroke="{_OUTLINE[role]}" stroke-width="3"/>'
                 )
-        for c in results:
-            t = _result_text(fr, c, anim)
-            if t:
-                out.append(
-                    f'<text x="{c.x + CELL / 2}" y="{c.y + CELL / 2 + 4}" text-anchor="middle" '
-                    f'fill="#1a5fb4">{html.escape(t)}</text>'
-                )
         y = sc.height - 10 - 14 * (len(fr["eqs"]) - 1)
         for i, e in enumerate(fr["eqs"]):
             out.append(f'<text x="8" y="{y + 14 * i}">{html.escape(e)}</text>')
         out.append("</g>")
+    # a result cell's running sum: one text per change, shown until its next change
+    changes: dict[tuple[str, tuple[int, ...]], list[tuple[int, str]]] = {}
+    for k, fr in enumerate(sc.frames):
+        for gk, text in fr["updates"].items():
+            changes.setdefault(gk, []).append((k, text))
+    at = {(c.grid, c.key[1]): c for c in sc.cells if c.result}
+    for gk, seq in changes.items():
+        c = at[gk]
+        for i, (k0, text) in enumerate(seq):
+            k1 = seq[i + 1][0] if i + 1 < len(seq) else n
+            vis = "visible" if k0 == 0 else "hidden"
+            out.append(
+                f'<text x="{c.x + CELL / 2}" y="{c.y + CELL / 2 + 4}" text-anchor="middle" '
+                f'fill="#1a5fb4" visibility="{vis}" class="sum" data-frames="{k0}-{k1}">'
+                f"{_window(k0, k1, n, dur)}{html.escape(text)}</text>"
+            )
     out.append("</svg>")
     return write_text_atomic(path, "\n".join(out))
 
@@ -228,8 +233,15 @@ def save_gif(anim: Animation, path: str | os.PathLike, *, ms_per_frame: int = 60
         raise ImportError(
             f"conv_lab: save_gif needs Pillow (pip install pillow); save_svg needs nothing ({e})"
         ) from None
+    if len(anim.frames) > MAX_GIF_FRAMES:
+        raise ValueError(
+            f"conv_lab: save_gif of {anim.name} would hold {len(anim.frames)} pictures; the limit "
+            f"is MAX_GIF_FRAMES = {MAX_GIF_FRAMES} (Pillow keeps every picture in memory): use "
+            "save_svg or save_html, or a smaller example"
+        )
     sc = scenes(anim)
-    base = Image.new("RGB", (sc.width, sc.height), "white")
+    # drawn straight in palette mode with the page's few colours: no per-picture quantisation
+    base = Image.new("P", (sc.width, sc.height), "white")
     d = ImageDraw.Draw(base)
     for x, y, t in sc.labels:
         d.text((x, y - 10), t, fill="#222222")
@@ -241,30 +253,36 @@ def save_gif(anim: Animation, path: str | os.PathLike, *, ms_per_frame: int = 60
     pos: dict[Any, list[_Cell]] = {}
     for c in sc.cells:
         pos.setdefault(c.key, []).append(c)
-    results = _result_cells(sc)
-    images = []
-    for fr in sc.frames:
-        im = base.copy()
-        dd = ImageDraw.Draw(im)
-        for key, role in fr["marks"].items():
-            for c in pos.get(key, ()):
-                dd.rectangle([c.x + 1, c.y + 1, c.x + CELL - 1, c.y + CELL - 1],
-                             outline=_OUTLINE[role], width=3)  # fmt: skip
-        for c in results:
-            t = _result_text(fr, c, anim)
-            if t:
+    at = {(c.grid, c.key[1]): c for c in sc.cells if c.result}
+
+    def pictures() -> Iterator[Any]:
+        # one at a time: Pillow's GIF writer takes any iterable, so a long animation never holds
+        # all of its pictures in memory
+        state: dict[tuple[str, tuple[int, ...]], str] = {}
+        for fr in sc.frames:
+            state.update(fr["updates"])
+            im = base.copy()
+            dd = ImageDraw.Draw(im)
+            for key, role in fr["marks"].items():
+                for c in pos.get(key, ()):
+                    dd.rectangle([c.x + 1, c.y + 1, c.x + CELL - 1, c.y + CELL - 1],
+                                 outline=_OUTLINE[role], width=3)  # fmt: skip
+            for gk, t in state.items():
+                c = at[gk]
                 dd.text((c.x + CELL / 2, c.y + CELL / 2), t, fill="#1a5fb4", anchor="mm")
-        y = sc.height - 10 - 14 * (len(fr["eqs"]) - 1)
-        for i, e in enumerate(fr["eqs"]):
-            dd.text((8, y + 14 * i - 10), e, fill="#222222")
-        images.append(im.convert("P", palette=Image.Palette.ADAPTIVE, colors=64))
+            y = sc.height - 10 - 14 * (len(fr["eqs"]) - 1)
+            for i, e in enumerate(fr["eqs"]):
+                dd.text((8, y + 14 * i - 10), e, fill="#222222")
+            yield im
+
     out = Path(path)
     if not out.parent.is_dir():
         raise FileNotFoundError(f"conv_lab: directory {str(out.parent)!r} does not exist")
     tmp = out.with_name(f".{out.name}.tmp")
+    frames = pictures()
     try:
-        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
-                       duration=ms_per_frame, loop=0)  # fmt: skip
+        next(frames).save(tmp, format="GIF", save_all=True, append_images=frames,
+                          duration=ms_per_frame, loop=0)  # fmt: skip
         os.replace(tmp, out)
     finally:
         if tmp.exists():
