@@ -203,46 +203,37 @@ def test_show_backward_before_and_after_backward(rng):
     before = parse_dot(draw_graph(g["loss"], show_backward=True).source)
     k = kinds(before)
     assert len(k["bw"]) == MLP_OPS
-    # before backward every op states its declared rule
-    assert sorted(labels_of(before, "bw")) == sorted(
-        [
-            "backward of add (not run yet) will compute:\nd a = g\nd b = g",
-            "backward of add (not run yet) will compute:\nd a = g\nd b = g",
-            "backward of matmul (not run yet) will compute:\nd a = matmul_nt(g, b)\n"
-            "d b = matmul_tn(a, g)",
-            "backward of matmul (not run yet) will compute:\nd b = matmul_tn(a, g)",
-            "backward of relu (not run yet) will compute:\nd x = mul(g, mask)",
-            "backward of mul (not run yet) will compute:\nd a = mul(g, b)\nd b = mul(g, a)\n"
-            "(a and b are the same tensor)",
-            "backward of mean (not run yet) will compute:\nd x = div(broadcast_to(reshape(g)), n)",
-        ]
-    )
+    # before backward every op states its declared rule, with its inputs by name where named
+    assert sorted(labels_of(before, "bw")) == [
+        "backward of add (not run yet) will compute:\nd a = g\nd b1 = g",
+        "backward of add (not run yet) will compute:\nd a = g\nd b2 = g",
+        "backward of matmul (not run yet) will compute:\nd a = matmul_nt(g, w2)\n"
+        "d w2 = matmul_tn(a, g)",
+        "backward of matmul (not run yet) will compute:\nd w1 = matmul_tn(x, g)",
+        "backward of mean (not run yet) will compute:\nd x = div(broadcast_to(reshape(g)), n)",
+        "backward of mul (not run yet) will compute:\nd a = mul(g, b)\nd b = mul(g, a)\n"
+        "(a and b are the same tensor)",
+        "backward of relu (not run yet) will compute:\nd x = mul(g, mask)",
+    ]
     g["loss"].backward(retain_graph=True)
     after = parse_dot(draw_graph(g["loss"], show_backward=True).source)
-    bws = labels_of(after, "bw")
-    assert (
-        "backward of relu ran (1 pass); the last pass called:\n"
-        "#0 = mul(g, mask) -> (4, 5)\nd x = mul(g, mask)" in bws
-    )
-    assert (
+    # after backward: the calls the engine recorded, operands by source, and each expression
+    assert sorted(labels_of(after, "bw")) == [
+        "backward of add ran (1 pass); it called no op\nd a = g\nd b1 = g  (summed from (4, 5))",
+        "backward of add ran (1 pass); it called no op\nd a = g\nd b2 = g  (summed from (4, 2))",
         "backward of matmul ran (1 pass); the last pass called:\n"
-        "#0 = matmul_nt(g, b) -> (4, 5)\n#1 = matmul_tn(a, g) -> (5, 2)\n"
-        "d a = matmul_nt(g, b)\nd b = matmul_tn(a, g)" in bws
-    )
-    assert (
-        "backward of mul ran (1 pass); the last pass called:\n"
-        "#0 = mul(g, a) -> (4, 2)\n#1 = mul(g, a) -> (4, 2)\n"
-        "d a = mul(g, a)\nd b = mul(g, a)\n(a and b are the same tensor)" in bws
-    )
-    assert (
-        "backward of mean ran (1 pass); the last pass called:\n"
-        "#0 = reshape(g) -> (1, 1)\n#1 = broadcast_to(#0) -> (4, 2)\n#2 = div(#1, 8) -> (4, 2)\n"
-        "d x = div(broadcast_to(reshape(g)), 8)" in bws
-    )
-    adds = [b for b in bws if b.startswith("backward of add")]
-    assert adds == [
-        "backward of add ran (1 pass); it called no op\nd a = g\nd b = g  (summed from (4, 2))",
-        "backward of add ran (1 pass); it called no op\nd a = g\nd b = g  (summed from (4, 5))",
+        "#0 = matmul_nt(g, w2) -> (4, 5)\n#1 = matmul_tn(a, g) -> (5, 2)\n"
+        "d a = matmul_nt(g, w2)\nd w2 = matmul_tn(a, g)",
+        "backward of matmul ran (1 pass); the last pass called:\n"
+        "#0 = matmul_tn(x, g) -> (3, 5)\nd w1 = matmul_tn(x, g)",
+        "backward of mean ran (1 pass); the last pass called:\n#0 = reshape(g) -> (1, 1)\n"
+        "#1 = broadcast_to(#0) -> (4, 2)\n#2 = div(#1, 8) -> (4, 2)\n"
+        "d x = div(broadcast_to(reshape(g)), 8)",
+        "backward of mul ran (1 pass); the last pass called:\n#0 = mul(g, a) -> (4, 2)\n"
+        "#1 = mul(g, a) -> (4, 2)\nd a = mul(g, a)\nd b = mul(g, a)\n"
+        "(a and b are the same tensor)",
+        "backward of relu ran (1 pass); the last pass called:\n#0 = mul(g, mask) -> (4, 5)\n"
+        "d x = mul(g, mask)",
     ]
     # gradient edges: one per input that needs a gradient (x does not)
     grad_edges = [e for e in after["edges"] if e[0].startswith("bw") and e[2]]
@@ -255,6 +246,54 @@ def test_show_backward_before_and_after_backward(rng):
     b1_node = node_by_label(after, "b1\n")
     # the bias edge carries the shape that arrives, and the shape it was summed from
     assert [e[2] for e in grad_edges if e[1] == b1_node] == ["d b1  (5,)\nsummed from (4, 5)"]
+
+
+def test_named_tensor_used_twice_and_name_clashes():
+    x = tc.tensor([1.0, -2.0], requires_grad=True, name="x")
+    y = (x * x).sum()
+    p = parse_dot(draw_graph(y, show_backward=True).source)
+    assert (
+        "backward of mul (not run yet) will compute:\nd x (as a) = mul(g, x)\n"
+        "d x (as b) = mul(g, x)"
+    ) in labels_of(p, "bw")
+    # two different tensors with one name: the note falls back to the op's own labels
+    a = tc.tensor([1.0], requires_grad=True, name="w")
+    b = tc.tensor([2.0], requires_grad=True, name="w")
+    p = parse_dot(draw_graph(a / b, show_backward=True).source)
+    assert labels_of(p, "bw") == [
+        "backward of div (not run yet) will compute:\nd a = div(g, b)\n"
+        "d b = div(neg(mul(g, a)), mul(b, b))"
+    ]
+
+
+def test_micrograd_expression_is_drawn_with_signed_values_and_exact_notes():
+    spec = importlib.util.spec_from_file_location(
+        "_micrograd_example", ROOT / "examples" / "micrograd_expression.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    tensors = module.build()
+    p = parse_dot(draw_graph(tensors["L"], show_backward=True, show_values=True).source)
+    boxes = sorted(labels_of(p, "t"))
+    assert boxes == [
+        "L\n() float64\ndata = -8\ngrad = 1",
+        "a\n() float64\ndata = 2\ngrad = 6",
+        "b\n() float64\ndata = -3\ngrad = -4",
+        "c\n() float64\ndata = 10\ngrad = -2",
+        "d\n() float64\ndata = 4\ngrad = -2",
+        "e\n() float64\ndata = -6\ngrad = -2",
+        "f\n() float64\ndata = -2\ngrad = 4",
+    ]
+    assert sorted(labels_of(p, "bw")) == [
+        "backward of add ran (1 pass); it called no op\nd e = g\nd c = g",
+        "backward of mul ran (1 pass); the last pass called:\n#0 = mul(g, b) -> ()\n"
+        "#1 = mul(g, a) -> ()\nd a = mul(g, b)\nd b = mul(g, a)",
+        "backward of mul ran (1 pass); the last pass called:\n#0 = mul(g, f) -> ()\n"
+        "#1 = mul(g, d) -> ()\nd d = mul(g, f)\nd f = mul(g, d)",
+    ]
+    assert sorted(e[2] for e in p["edges"] if e[2]) == [
+        "d a  ()", "d b  ()", "d c  ()", "d d  ()", "d e  ()", "d f  ()"
+    ]  # fmt: skip
 
 
 def test_graph_is_drawn_whole_after_a_plain_backward(rng):

@@ -418,16 +418,51 @@ def _call_line(k: int, call: Any, labels: Sequence[str], saved: Sequence[str]) -
     return f"#{k} = {call.op}({', '.join(args)}) -> {_shape_text(call.shape)}"
 
 
-def _same_tensor_lines(labels: Sequence[str], in_idx: Sequence[int]) -> list[str]:
-    """``(a and b are the same tensor)`` for inputs that are one tensor (``x * x``)."""
-    groups: dict[int, list[str]] = {}
-    for label, k in zip(labels, in_idx, strict=True):
-        groups.setdefault(k, []).append(label)
-    return [
-        f"({', '.join(names[:-1])} and {names[-1]} are the same tensor)"
-        for names in groups.values()
-        if len(names) > 1
-    ]
+def _display_labels(
+    labels: Sequence[str], in_idx: Sequence[int], names: Sequence[str], reserved: Sequence[str]
+) -> tuple[list[str], list[str], list[str]]:
+    """How a note names the inputs: the tensors' own names where that is unambiguous (``d e =
+    mul(g, b)`` reads better than the op's ``d a = ...``), else the op's input labels.
+
+    Returns (names inside expressions, left-hand sides, extra lines). A named tensor in several
+    positions (``x * x``) keeps its name and its left-hand sides say which position (``d x (as
+    a)``); an unnamed one keeps the op's labels and a line says they are one tensor.
+    """
+    display = [name or label for name, label in zip(names, labels, strict=True)]
+    owner: dict[str, int] = {}
+    for i, (text, k) in enumerate(zip(display, in_idx, strict=True)):
+        if text in reserved or owner.setdefault(text, k) != k:
+            display = list(labels)
+            break
+        if not names[i]:
+            owner[text] = -1 - i  # an op label names one position only
+    lhs = list(display)
+    extra = []
+    groups: dict[int, list[int]] = {}
+    for i, k in enumerate(in_idx):
+        groups.setdefault(k, []).append(i)
+    for positions in groups.values():
+        if len(positions) < 2:
+            continue
+        if display[positions[0]] == display[positions[1]]:  # named: one name for all
+            for i in positions:
+                lhs[i] = f"{display[i]} (as {labels[i]})"
+        else:
+            shown = [display[i] for i in positions]
+            extra.append(f"({', '.join(shown[:-1])} and {shown[-1]} are the same tensor)")
+    return display, lhs, extra
+
+
+def _rule_text(rule: str, mapping: dict[str, str]) -> str:
+    """A declared rule with the op's input labels replaced by the note's names."""
+    tree = _record.parse_rule(rule)
+
+    def render(t: Any) -> str:
+        if isinstance(t, tuple):
+            return f"{t[0]}({', '.join(render(a) for a in t[1])})"
+        return mapping.get(t, t)
+
+    return render(tree)
 
 
 def _backward_lines(
@@ -436,11 +471,12 @@ def _backward_lines(
     """Lines of the backward note, and ``{input index: edge label}`` for the gradient edges.
 
     Read from ``node.backward_record`` once backward has run, else from the op's declared rule.
-    ``in_idx`` are the drawing's indices of the input tensors, ``names`` their display names
-    (``d <name>`` in the edge labels).
+    ``in_idx`` are the drawing's indices of the input tensors, ``names`` their names ("" when
+    unnamed); the edge labels say ``d <name>`` and the shape that arrived.
     """
     labels = node.input_labels()
     saved = type(node).saved_names
+    display, lhs, extra = _display_labels(labels, in_idx, names, ("g", "out", *saved))
     record = node.backward_record
     edges: dict[int, str] = {}
     lines: list[str] = []
@@ -450,23 +486,25 @@ def _backward_lines(
         if rules is None:
             return [f"backward of {node.name}: no rule declared; has not run"], {}
         lines.append(f"backward of {node.name} (not run yet) will compute:")
+        mapping = dict(zip(labels, display, strict=True))
         for i in needed:
             rule = rules.get(labels[i])
-            lines.append(f"d {labels[i]} = {rule if rule is not None else '(not declared)'}")
-            edges[i] = f"d {names[i]}"
-        return lines + _same_tensor_lines(labels, in_idx), edges
+            text = _rule_text(rule, mapping) if rule is not None else "(not declared)"
+            lines.append(f"d {lhs[i]} = {text}")
+            edges[i] = f"d {display[i]}"
+        return lines + extra, edges
     passes = "1 pass" if record.passes == 1 else f"{record.passes} passes"
     if record.calls:
         lines.append(f"backward of {node.name} ran ({passes}); the last pass called:")
-        lines.extend(_call_line(k, c, labels, saved) for k, c in enumerate(record.calls))
+        lines.extend(_call_line(k, c, display, saved) for k, c in enumerate(record.calls))
     else:
         lines.append(f"backward of {node.name} ran ({passes}); it called no op")
-    exprs = _record.expressions(record, labels, saved)
     for i, ig in enumerate(record.input_grads):
         if ig is None:
             continue
-        text = f"d {labels[i]} = {exprs[labels[i]]}"
-        edge = f"d {names[i]}  {_shape_text(ig.shape)}"
+        expr = _record.source_text(ig.source, display, saved, record.calls)
+        text = f"d {lhs[i]} = {expr}"
+        edge = f"d {display[i]}  {_shape_text(ig.shape)}"
         if ig.summed_from is not None:
             text += f"  (summed from {_shape_text(ig.summed_from)})"
             edge += f"\nsummed from {_shape_text(ig.summed_from)}"
@@ -474,7 +512,7 @@ def _backward_lines(
             text += f"  (cast from {ig.cast_from})"
         lines.append(text)
         edges[i] = edge
-    return lines + _same_tensor_lines(labels, in_idx), edges
+    return lines + extra, edges
 
 
 # ----------------------------------------------------------------------------- clusters
@@ -708,9 +746,7 @@ def draw_graph(
         if show_backward:
             bw_id = f"bw{n}"
             in_idx = g.node_in[n]
-            labels = node.input_labels()
-            shown = [names[k] or labels[i] for i, k in enumerate(in_idx)]
-            bw_lines, grad_edges = _backward_lines(node, in_idx, shown)
+            bw_lines, grad_edges = _backward_lines(node, in_idx, [names[k] for k in in_idx])
             out.node(bw_id, _lines(*bw_lines, left=True), _STYLE_BW)
             place(bw_id, key)
             out.edge(op_id, bw_id, style=_EDGE_BW)

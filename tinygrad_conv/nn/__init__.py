@@ -45,8 +45,12 @@ __all__ = [
     "Sequential", "Sigmoid", "Softmax", "Tanh", "functional", "init",
 ]  # fmt: skip
 
-# -- op breadth (issue 17): more losses ----------------------------------------------------------
+# -- op breadth (issue 17): more losses, normalisation layers, layers and activations ------------
+from tinygrad_conv.nn import extra as _extra  # noqa: E402
 from tinygrad_conv.nn import losses_extra as _losses_extra  # noqa: E402
+from tinygrad_conv.nn import norm as _norm  # noqa: E402
+from tinygrad_conv.nn.extra import *  # noqa: E402,F403
 from tinygrad_conv.nn.losses_extra import *  # noqa: E402,F403
+from tinygrad_conv.nn.norm import *  # noqa: E402,F403
 
-__all__ += _losses_extra.__all__
+__all__ += [*_losses_extra.__all__, *_norm.__all__, *_extra.__all__]
