@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import numpy as np
@@ -10,12 +11,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tinygrad_conv.kernels import conv as conv_mod
+from tinygrad_conv.kernels import conv_layout
 from tinygrad_conv.kernels.conv import (
     conv2d,
     conv2d_backprop_filter,
     conv2d_backprop_input,
     conv2d_windows,
     windows_worth_keeping,
+)
+from tinygrad_conv.kernels.conv_ref import (
+    conv_backprop_filter_ref,
+    conv_backprop_input_ref,
+    conv_ref,
 )
 from tinygrad_conv.kernels.padding import ConvGeometry, check_out_backprop, conv_geometry
 
@@ -238,11 +245,96 @@ def test_hypothesis_against_reference(params):
 
 
 # ----------------------------------------------------------------------------- code paths
+# Strategies and thresholds are chosen by ONE planner (conv.plan) from an immutable Tuning: the
+# tests give it other tunings or run other plans, never patch module globals.
+
+
+def _tuned(geom, x_shape, w_shape, itemsize=8, **tuning):
+    """The planner's plan under a modified Tuning."""
+    t = dataclasses.replace(conv_mod.TUNING, **tuning)
+    return conv_mod.plan(geom, tuple(x_shape), tuple(w_shape), itemsize, t)
+
+
+@pytest.mark.parametrize("block_bytes", [1, 3000, 1 << 21], ids=["bands", "blocks", "one"])
+def test_every_strategy_matches_the_reference_kernel(block_bytes):
+    """Each applicable strategy of each op (and both filter-GEMM forms), on the same cases,
+    against kernels/conv_ref.py, with row bands, several image blocks and one block."""
+    runs = {"forward": set(), "backprop_input": set(), "backprop_filter": set()}
+    rng = np.random.default_rng(8)
+    pointwise = []  # 1x1 stride-1 unpadded, groups 1 and 2
+    for xs, fs in (((2, 5, 6, 4), (1, 1, 4, 3)), ((3, 4, 4, 6), (1, 1, 3, 4))):
+        geom = conv_geometry("conv2d", xs, fs, 1, "VALID")
+        x, w = rng.standard_normal(xs), rng.standard_normal(fs)
+        pointwise.append(
+            {"x": x, "w": w, "dy": rng.standard_normal((*xs[:3], fs[3])), "geom": geom}
+        )
+    for case in CASES[:60] + [c for c in CASES if c["groups"] == 1][:20] + pointwise:
+        x, w, dy, geom = case["x"], case["w"], case["dy"], case["geom"]
+        ok = conv_mod.applicable(geom, x.shape, w.shape)
+        base = _tuned(geom, x.shape, w.shape, block_bytes=block_bytes)
+        y_ref = conv_ref(x, w, geom)
+        dx_ref = conv_backprop_input_ref(x.shape, w, dy, geom)
+        dw_ref = conv_backprop_filter_ref(x, w.shape, dy, geom)
+        for name in ok["forward"]:
+            assert_close(conv2d(x, w, geom, plan=base._replace(forward=name)), y_ref)
+            runs["forward"].add(name)
+        for name in ok["backprop_input"]:
+            p = base._replace(backprop_input=name)
+            assert_close(conv2d_backprop_input(x.shape, w, dy, geom, plan=p), dx_ref)
+            runs["backprop_input"].add(name)
+        for name in ok["backprop_filter"]:
+            for gemm in conv_mod.FILTER_GEMMS:
+                p = base._replace(backprop_filter=name, filter_gemm=gemm)
+                assert_close(conv2d_backprop_filter(x, w.shape, dy, geom, plan=p), dw_ref)
+            runs["backprop_filter"].add(name)
+    assert runs == {
+        "forward": set(conv_mod.FORWARD_STRATEGIES),
+        "backprop_input": set(conv_mod.BACKPROP_INPUT_STRATEGIES),
+        "backprop_filter": set(conv_mod.BACKPROP_FILTER_STRATEGIES),
+    }
+
+
+def test_a_plan_that_cannot_run_the_problem_is_refused():
+    geom = conv_geometry("conv2d", (1, 6, 6, 4), (3, 3, 2, 4), 2, "SAME")  # groups 2, stride 2
+    p = conv_mod.plan(geom, (1, 6, 6, 4), (3, 3, 2, 4))
+    x, w = np.zeros((1, 6, 6, 4)), np.zeros((3, 3, 2, 4))
+    assert conv_mod.applicable(geom, x.shape, w.shape)["backprop_input"] == ("phases", "taps")
+    with pytest.raises(
+        ValueError,
+        match=r"conv2d: strategy 'kmajor' cannot compute this problem \(input \(1, 6, 6, 4\), filter \(3, 3, 2, 4\)",
+    ):
+        conv2d(x, w, geom, plan=p._replace(forward="kmajor"))
+    with pytest.raises(
+        ValueError,
+        match=r"conv2d_backprop_input: strategy 'direct' cannot compute .*applicable: \('phases', 'taps'\)",
+    ):
+        conv2d_backprop_input(
+            x.shape, w, np.zeros((1, 3, 3, 4)), geom, plan=p._replace(backprop_input="direct")
+        )
+    with pytest.raises(TypeError, match=r"conv2d_backprop_filter: plan must be a Conv2dPlan"):
+        conv2d_backprop_filter(x, w.shape, np.zeros((1, 3, 3, 4)), geom, plan="im2col")
+    with pytest.raises(ValueError, match=r"conv2d_backprop_filter: filter_gemm must be one of"):
+        conv2d_backprop_filter(
+            x, w.shape, np.zeros((1, 3, 3, 4)), geom, plan=p._replace(filter_gemm="x")
+        )
+
+
+def test_planner_choices_follow_the_documented_rules():
+    g = conv_geometry("conv2d", (8, 28, 28, 1), (5, 5, 1, 6), 1, "SAME")  # case (a)-like
+    assert conv_mod.plan(g, (8, 28, 28, 1), (5, 5, 1, 6))[:3] == ("kmajor", "kmajor", "kmajor")
+    g = conv_geometry("conv2d", (64, 28, 28, 32), (3, 3, 32, 64), 1, "SAME")
+    assert conv_mod.plan(g, (64, 28, 28, 32), (3, 3, 32, 64))[:3] == ("im2col", "taps", "im2col")
+    g = conv_geometry("conv2d", (2, 8, 8, 32), (3, 3, 32, 16), 1, "SAME")  # small: direct
+    assert conv_mod.plan(g, (2, 8, 8, 32), (3, 3, 32, 16)).backprop_input == "direct"
+    g = conv_geometry("conv2d", (8, 16, 16, 32), (3, 3, 32, 16), 2, "SAME")
+    assert conv_mod.plan(g, (8, 16, 16, 32), (3, 3, 32, 16)).backprop_input == "phases"
+    g = conv_geometry("conv2d", (8, 16, 16, 32), (1, 1, 32, 16), 1, "VALID")
+    assert conv_mod.plan(g, (8, 16, 16, 32), (1, 1, 32, 16))[:3] == ("pointwise",) * 3
 
 
 @pytest.mark.parametrize("block_bytes", [1, 300, 5000])
 @pytest.mark.parametrize("seed", [0, 3, 7, 11, 20, 33])
-def test_cache_blocks_and_row_bands_give_same_result(monkeypatch, block_bytes, seed):
+def test_cache_blocks_and_row_bands_give_same_result(block_bytes, seed):
     """Tiny block budgets force many blocks of images and bands of rows inside one image."""
     case = CASES[seed]
     x, w, dy, geom = case["x"], case["w"], case["dy"], case["geom"]
@@ -251,11 +343,11 @@ def test_cache_blocks_and_row_bands_give_same_result(monkeypatch, block_bytes, s
         conv2d_backprop_input(x.shape, w, dy, geom),
         conv2d_backprop_filter(x, w.shape, dy, geom),
     )
-    monkeypatch.setattr(conv_mod, "_BLOCK_BYTES", block_bytes)
+    p = _tuned(geom, x.shape, w.shape, block_bytes=block_bytes)
     got = (
-        conv2d(x, w, geom),
-        conv2d_backprop_input(x.shape, w, dy, geom),
-        conv2d_backprop_filter(x, w.shape, dy, geom),
+        conv2d(x, w, geom, plan=p),
+        conv2d_backprop_input(x.shape, w, dy, geom, plan=p),
+        conv2d_backprop_filter(x, w.shape, dy, geom, plan=p),
     )
     for a, b in zip(got, expected, strict=True):
         assert_close(a, b, rtol=1e-13)
@@ -263,30 +355,36 @@ def test_cache_blocks_and_row_bands_give_same_result(monkeypatch, block_bytes, s
 
 @pytest.mark.parametrize("block_bytes", [300, 1 << 21])
 @pytest.mark.parametrize("max_run", [0, 10**6], ids=["nhwc-windows", "channel-major-windows"])
-def test_both_window_layouts_match_reference(monkeypatch, max_run, block_bytes):
-    """Force every groups=1 conv through the NHWC im2col path or the channel-major one (the
-    default picks channel-major only when kw*Cin is small), with one or many blocks."""
-    monkeypatch.setattr(conv_mod, "_KMAJOR_MAX_RUN", max_run)
-    monkeypatch.setattr(conv_mod, "_KMAJOR_MAX_RUN_BACKPROP_INPUT", max_run)
-    monkeypatch.setattr(conv_mod, "_BLOCK_BYTES", block_bytes)
+def test_both_window_layouts_match_reference(max_run, block_bytes):
+    """Tunings that send every groups=1 conv through the NHWC im2col path or the channel-major
+    one (the default picks channel-major only when kw*Cin is small), one or many blocks."""
     for case in [c for c in CASES if c["groups"] == 1][:25]:
         x, w, dy, geom = case["x"], case["w"], case["dy"], case["geom"]
-        assert_close(conv2d(x, w, geom), ref_conv2d(x, w, geom))
+        p = _tuned(
+            geom,
+            x.shape,
+            w.shape,
+            kmajor_max_run=max_run,
+            kmajor_max_run_backprop_input=max_run,
+            block_bytes=block_bytes,
+        )
+        if not conv_mod._plan(geom).pointwise:
+            assert (p.forward == "kmajor") == (max_run > 0)
+        assert_close(conv2d(x, w, geom, plan=p), ref_conv2d(x, w, geom))
         assert_close(
-            conv2d_backprop_input(x.shape, w, dy, geom), ref_backprop_input(x.shape, w, dy, geom)
+            conv2d_backprop_input(x.shape, w, dy, geom, plan=p),
+            ref_backprop_input(x.shape, w, dy, geom),
         )
         assert_close(
-            conv2d_backprop_filter(x, w.shape, dy, geom), ref_backprop_filter(x, w.shape, dy, geom)
+            conv2d_backprop_filter(x, w.shape, dy, geom, plan=p),
+            ref_backprop_filter(x, w.shape, dy, geom),
         )
 
 
 @pytest.mark.parametrize("direct_max", [0, 1 << 40], ids=["tap-adds", "direct-conv"])
-def test_stride1_input_gradient_both_ways(monkeypatch, direct_max):
+def test_stride1_input_gradient_both_ways(direct_max):
     """The stride-1 input gradient as GEMM + tap adds, or as a direct conv of the padded dy
-    (forced for every size, explicit pads and dilations included), against the loops."""
-    monkeypatch.setattr(conv_mod, "_KMAJOR_MAX_RUN", 0)
-    monkeypatch.setattr(conv_mod, "_KMAJOR_MAX_RUN_BACKPROP_INPUT", 0)
-    monkeypatch.setattr(conv_mod, "_DIRECT_MAX", direct_max)
+    (chosen for every size by the tuning, explicit pads and dilations included), vs the loops."""
     rng = np.random.default_rng(5)
     n_direct = 0
     for _ in range(40):
@@ -299,39 +397,49 @@ def test_stride1_input_gradient_both_ways(monkeypatch, direct_max):
             geom = conv_geometry("c", (2, h, w, cin), (kh, kw, cin, cout), 1, padding, (dh, dw))
         except ValueError:
             continue
-        n_direct += conv_mod._full_geometry(geom) is not None
+        p = _tuned(
+            geom,
+            (2, h, w, cin),
+            (kh, kw, cin, cout),
+            kmajor_max_run=0,
+            kmajor_max_run_backprop_input=0,
+            direct_max_bytes=direct_max,
+        )
+        n_direct += p.backprop_input == "direct"
         wt = rng.standard_normal((kh, kw, cin, cout))
         dy = rng.standard_normal((2, *geom.output_hw, cout))
         assert_close(
-            conv2d_backprop_input((2, h, w, cin), wt, dy, geom),
+            conv2d_backprop_input((2, h, w, cin), wt, dy, geom, plan=p),
             ref_backprop_input((2, h, w, cin), wt, dy, geom),
         )
-    assert n_direct >= 15  # most geometries take the direct path when it is allowed
+    # most geometries take the direct path when the tuning allows it, none when it does not
+    assert n_direct >= 15 if direct_max else n_direct == 0
 
 
 def test_full_geometry_is_the_transposed_conv():
     """The direct conv's geometry: pads (k-1)*d - top in front, output the forward's input."""
     g = conv_geometry("conv2d", (2, 7, 9, 3), (3, 5, 3, 4), 1, "SAME", (1, 2))
-    full = conv_mod._full_geometry(g)
+    full = conv_layout._full_geometry(g)
     assert full.input_hw == (7, 9) and full.output_hw == (7, 9)
     assert full.pads == ((1, 1), (4, 4)) and full.dilations == (1, 2)
     assert (
-        conv_mod._full_geometry(conv_geometry("c", (1, 8, 8, 1), (3, 3, 1, 1), 2, "SAME")) is None
+        conv_layout._full_geometry(conv_geometry("c", (1, 8, 8, 1), (3, 3, 1, 1), 2, "SAME"))
+        is None
     )
     # a pad larger than the dilated kernel would need a crop of dy: not this path
     big = conv_geometry("c", (1, 8, 8, 1), (3, 3, 1, 1), 1, [[3, 0], [0, 0]])
-    assert conv_mod._full_geometry(big) is None
+    assert conv_layout._full_geometry(big) is None
 
 
 def test_block_plan_covers_everything():
     for n, ho, row_bytes in [(5, 7, 100), (3, 4, 600), (4, 9, 2000), (1, 1, 1), (0, 3, 10)]:
         covered = np.zeros((n, ho), dtype=int)
-        blocks = conv_mod._blocks(n, ho, row_bytes, 1000)
+        blocks = conv_layout._blocks(n, ho, row_bytes, 1000)
         for n0, n1, r0, r1 in blocks:
             assert n1 - n0 == 1 or (r0, r1) == (0, ho)  # contiguous rows of (M, K)
             covered[n0:n1, r0:r1] += 1
         assert (covered == 1).all()
-        rows = conv_mod._block_rows(n, ho, row_bytes, 1000)
+        rows = conv_layout._block_rows(n, ho, row_bytes, 1000)
         assert rows == max(((b - a) * (d - c) for a, b, c, d in blocks), default=0)
 
 
@@ -474,7 +582,7 @@ def test_leftover_rows_get_zero_gradient():
 
 
 # The input gradient of a conv with width stride > 1 is accumulated per stride phase of dx
-# (conv_mod._phase_backprop_input) unless the few-channel path takes it (switched off below).
+# (conv_phases.phase_backprop_input) unless the few-channel path takes it (tuned off below).
 PHASE_CASES = [
     # (input NHWC, filter HWIO, strides, padding, dilations)
     ((2, 9, 10, 9), (3, 3, 9, 5), 2, "SAME", 1),  # SAME split (0, 1) on W, (1, 1) on H
@@ -492,21 +600,23 @@ PHASE_CASES = [
 
 @pytest.mark.parametrize("block_bytes", [1, 3000, 1 << 21], ids=["bands", "blocks", "one"])
 @pytest.mark.parametrize("case", PHASE_CASES, ids=str)
-def test_strided_input_gradient_by_phases(monkeypatch, case, block_bytes):
+def test_strided_input_gradient_by_phases(case, block_bytes):
     """Against the loops, with whole batches, several image blocks, and row bands in one image
     (where taps of successive bands overlap in the same phase buffers)."""
     xs, fs, strides, padding, dilations = case
-    monkeypatch.setattr(conv_mod, "_BLOCK_BYTES", block_bytes)
-    monkeypatch.setattr(conv_mod, "_KMAJOR_MAX_RUN", 0)  # never the few-channel path
-    monkeypatch.setattr(conv_mod, "_KMAJOR_MAX_RUN_BACKPROP_INPUT", 0)
     geom = conv_geometry("conv2d", xs, fs, strides, padding, dilations)
     assert geom.strides[1] > 1 and conv_mod._plan(geom).phases is not None
+    # never the few-channel path: the planner must pick the phases
+    p = _tuned(
+        geom, xs, fs, block_bytes=block_bytes, kmajor_max_run=0, kmajor_max_run_backprop_input=0
+    )
+    assert p.backprop_input == "phases"
     rng = np.random.default_rng(sum(xs) + sum(fs))
     w = rng.standard_normal(fs)
     dy = rng.standard_normal((xs[0], *geom.output_hw, fs[3]))
-    dx = conv2d_backprop_input(xs, w, dy, geom)
+    dx = conv2d_backprop_input(xs, w, dy, geom, plan=p)
     assert_close(dx, ref_backprop_input(xs, w, dy, geom))
-    dx32 = conv2d_backprop_input(xs, w.astype(np.float32), dy.astype(np.float32), geom)
+    dx32 = conv2d_backprop_input(xs, w.astype(np.float32), dy.astype(np.float32), geom, plan=p)
     assert dx32.dtype == np.float32
     assert_close(dx32, ref_backprop_input(xs, w, dy, geom), rtol=2e-5)
 
@@ -756,27 +866,24 @@ def test_output_sizes_and_errors_agree_with_tensorflow(tf):
     ],
 )
 @pytest.mark.parametrize("one_thread", [True, False])
-def test_filter_gradient_chunks_long_reductions(monkeypatch, x_shape, w_shape, padding, one_thread):
-    """M = N*Ho*Wo > 2 * _TN_CHUNK_ROWS rows go through _gemm_tn's chunked sum when BLAS runs on
-    one thread (else one product): from x, from kept windows (also the channel-major transposed
-    view), with one block or several."""
+def test_filter_gradient_chunks_long_reductions(x_shape, w_shape, padding, one_thread):
+    """M = N*Ho*Wo > 2 * tn_chunk_rows rows go through _gemm_tn's chunked sum ("chunked": what
+    "auto" does on one BLAS thread) or one product ("whole"): from x, from kept windows (also
+    the channel-major transposed view), with one block or several."""
     rng = np.random.default_rng(2)
     x = rng.standard_normal(x_shape)
     geom = conv_geometry("conv2d", x_shape, w_shape, 1, padding)
     dy = rng.standard_normal((x_shape[0], *geom.output_hw, w_shape[3]))
-    assert x_shape[0] * geom.output_hw[0] * geom.output_hw[1] > 2 * conv_mod._TN_CHUNK_ROWS
-    asked: list[bool] = []  # _gemm_tn asks only for products long and wide enough to chunk
-
-    def single_threaded():
-        asked.append(one_thread)
-        return one_thread
-
-    monkeypatch.setattr(conv_mod, "single_threaded", single_threaded)
-    expected = ref_backprop_filter(x, w_shape, dy, geom)
+    t = conv_mod.TUNING
+    assert x_shape[0] * geom.output_hw[0] * geom.output_hw[1] > 2 * t.tn_chunk_rows
     groups = x_shape[3] // w_shape[2]
-    assert_close(conv2d_backprop_filter(x, w_shape, dy, geom), expected)
+    assert w_shape[0] * w_shape[1] * w_shape[2] * w_shape[3] // groups >= t.tn_chunk_min_kn
+    gemm = "chunked" if one_thread else "whole"
+    p = conv_mod.plan(geom, x_shape, w_shape, 8)._replace(filter_gemm=gemm)
+    expected = ref_backprop_filter(x, w_shape, dy, geom)
+    assert_close(conv2d_backprop_filter(x, w_shape, dy, geom, plan=p), expected)
     cols = conv_mod.conv2d_windows(x, geom, groups)
-    assert_close(conv2d_backprop_filter(x, w_shape, dy, geom, cols=cols), expected)
-    monkeypatch.setattr(conv_mod, "_BLOCK_BYTES", 20000)  # several blocks of > 768 rows or not
-    assert_close(conv2d_backprop_filter(x, w_shape, dy, geom), expected)
-    assert asked, "no product was long enough for the chunked path"
+    assert_close(conv2d_backprop_filter(x, w_shape, dy, geom, cols=cols, plan=p), expected)
+    # several blocks of > 768 rows or not
+    p = _tuned(geom, x_shape, w_shape, block_bytes=20000)._replace(filter_gemm=gemm)
+    assert_close(conv2d_backprop_filter(x, w_shape, dy, geom, plan=p), expected)
