@@ -148,7 +148,14 @@ def _stats(a: np.ndarray) -> dict[str, Any]:
     finite = f[np.isfinite(f)]
     item["min"] = float(finite.min()) if finite.size else None
     item["max"] = float(finite.max()) if finite.size else None
-    item["norm"] = _number(float(np.sqrt(np.sum(np.square(f)))))
+    # scaled by the largest magnitude, so tiny or huge values neither underflow nor overflow
+    scale = float(np.max(np.abs(finite))) if finite.size else 0.0
+    if finite.size != f.size:
+        item["norm"] = _number(float(np.sqrt(np.sum(np.square(f)))))
+    elif scale == 0.0:
+        item["norm"] = 0.0
+    else:
+        item["norm"] = scale * float(np.sqrt(np.sum(np.square(f / scale))))
     if finite.size != f.size:
         item["nonfinite"] = int(f.size - finite.size)
     return item
@@ -261,6 +268,18 @@ def _lab_info(node: Any) -> dict[str, Any] | None:
 
 
 # ----------------------------------------------------------------------------- the page data
+
+
+def _same_tensor_lines(labels: Sequence[str], in_idx: Sequence[int]) -> list[str]:
+    """``(a and b are the same tensor)`` for inputs that are one tensor (``x * x``, ``a + a``)."""
+    groups: dict[int, list[str]] = {}
+    for label, k in zip(labels, in_idx, strict=True):
+        groups.setdefault(k, []).append(label)
+    return [
+        f"({', '.join(names[:-1])} and {names[-1]} are the same tensor)"
+        for names in groups.values()
+        if len(names) > 1
+    ]
 
 
 def _tensor_kind(box: Any, is_root: bool) -> str:
@@ -447,7 +466,7 @@ def _build(
                 },
                 "calls": calls,
                 "grads": grads,
-                "same": _viz._same_tensor_lines(labels, g.node_in[n]),
+                "same": _same_tensor_lines(labels, g.node_in[n]),
             }
         )
 

@@ -243,16 +243,25 @@
 
   // ------------------------------------------------------------------ pan and zoom
   const view = { x: 0, y: 0, k: 1 };
+  const MIN_READABLE = 0.6; // least zoom at which node labels can be read
   function applyView() {
     viewport.setAttribute("transform", "translate(" + view.x + "," + view.y + ") scale(" + view.k + ")");
   }
   function fit() {
     const w = svg.clientWidth || 800;
     const h = svg.clientHeight || 600;
-    const k = Math.min(1.2, w / Math.max(1, layoutInfo.width), h / Math.max(1, layoutInfo.height));
-    view.k = Math.max(0.05, k);
-    view.x = (w - layoutInfo.width * view.k) / 2;
-    view.y = Math.max(0, (h - layoutInfo.height * view.k) / 2);
+    let k = Math.min(1.2, w / Math.max(1, layoutInfo.width), h / Math.max(1, layoutInfo.height));
+    if (k < MIN_READABLE) {
+      // a tall graph shrunk to the pane would be unreadable: fit the width, show the top
+      k = Math.max(MIN_READABLE, Math.min(1, w / Math.max(1, layoutInfo.width)));
+      view.k = k;
+      view.x = Math.max(0, (w - layoutInfo.width * k) / 2);
+      view.y = 0;
+    } else {
+      view.k = k;
+      view.x = (w - layoutInfo.width * k) / 2;
+      view.y = Math.max(0, (h - layoutInfo.height * k) / 2);
+    }
     applyView();
   }
   function reveal(id) {
@@ -273,7 +282,8 @@
     const h = svg.clientHeight || 600;
     const sx = x * view.k + view.x;
     const sy = y * view.k + view.y;
-    if (sx < 0 || sy < 0 || sx + b.width * view.k > w || sy + b.height * view.k > h) {
+    if (sx < 0 || sy < 0 || sx + b.width * view.k > w || sy + b.height * view.k > h || view.k < MIN_READABLE) {
+      view.k = Math.max(view.k, MIN_READABLE);
       view.x = w / 2 - (x + b.width / 2) * view.k;
       view.y = h / 2 - (y + b.height / 2) * view.k;
       applyView();
@@ -463,6 +473,26 @@
     return a;
   }
 
+  // links to the steps that sent contributions; a long list keeps its ends and the neighbours
+  // of the one being shown (mark), with an ellipsis for the rest
+  function stepLinks(p, steps, mark) {
+    const keep = new Set([0, 1, 2, steps.length - 3, steps.length - 2, steps.length - 1]);
+    if (mark !== null) for (let q = mark - 1; q <= mark + 1; q++) keep.add(q);
+    let gap = false;
+    let first = true;
+    steps.forEach(function (i, q) {
+      if (steps.length > 12 && !keep.has(q)) {
+        gap = true;
+        return;
+      }
+      if (!first) p.append(document.createTextNode(", "));
+      if (gap) p.append(document.createTextNode("\u2026, "));
+      gap = false;
+      first = false;
+      p.append(stepLink(i));
+    });
+  }
+
   function section(title) {
     const s = el("section", "part");
     s.append(el("h3", null, title));
@@ -471,7 +501,7 @@
 
   function tensorLabel(k, fallback) {
     const t = D.tensors[k];
-    return t.name ? fallback + " (" + t.name + ")" : fallback;
+    return t.name && t.name !== fallback ? fallback + " (" + t.name + ")" : fallback;
   }
 
   function renderStep() {
@@ -500,10 +530,7 @@
     if (s.upstream.acc !== null && s.upstream.acc !== undefined) {
       const a = D.accumulations[s.upstream.acc];
       const p = el("p", "acc", "g is the sum of " + a.count + " contributions, from ");
-      a.steps.forEach(function (i, j) {
-        if (j) p.append(document.createTextNode(", "));
-        p.append(stepLink(i));
-      });
+      stepLinks(p, a.steps, null);
       up.append(p);
     }
     up.append(valueView(s.upstream.value));
@@ -562,10 +589,7 @@
         box.dataset.count = a.count;
         box.dataset.arrival = j + 1;
         const p = el("p", null, "contribution " + (j + 1) + " of " + a.count + " arriving at " + (a.name || "this tensor") + " " + shapeText(a.shape) + "; contributions from ");
-        a.steps.forEach(function (i, q) {
-          if (q) p.append(document.createTextNode(", "));
-          p.append(stepLink(i));
-        });
+        stepLinks(p, a.steps, j);
         box.append(p);
         if (a.running) {
           box.append(el("div", "muted", j + 1 === a.count ? "running sum = total that flows on:" : "running sum so far:"));
@@ -648,6 +672,7 @@
       drawnNodes: layoutInfo.nodes,
       expanded: expanded.size,
       firstRenderMs: firstRenderMs,
+      readyAtMs: readyAtMs,
       layoutMs: lastLayoutMs,
     };
   }
@@ -682,8 +707,10 @@
   layout();
   fit();
   highlight();
+  reveal(currentId());
   renderStep();
-  const firstRenderMs = performance.now() - t0;
+  const firstRenderMs = performance.now() - t0; // page script: parse data, lay out, draw
+  const readyAtMs = performance.now(); // since the navigation started (load + parse + render)
   window.tcExplorer = {
     step: function () { return goto(cur + 1); },
     back: function () { return goto(cur - 1); },
