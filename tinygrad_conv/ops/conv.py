@@ -14,6 +14,13 @@ the gradient of <g, out> with respect to each argument is another member of the 
 Every backward is therefore a call of another node, so with ``create_graph=True`` the gradients
 are differentiable again (Hessian-vector products, gradient penalties) with no extra code.
 
+The same table holds for 1-D (``conv1d``, ``conv1d_backprop_input`` / ``_filter``,
+``conv1d_transpose``) and 3-D (``conv3d``, ``conv3d_backprop_input_v2`` / ``_filter_v2``,
+``conv3d_transpose``): one set of rank-generic nodes whose backward calls its own rank's members
+(``_family``), computed by ``kernels/conv_nd.py``. ``depthwise_conv2d`` (and its backprops) is
+the grouped conv2d with one group per input channel (a reshape of the filter), and
+``separable_conv2d`` a depthwise then a 1x1 conv2d, so their gradients are the conv2d family's.
+
 The nodes work in NHWC/HWIO; NCHW inputs are transposed around them by differentiable transposes.
 The geometry (strides, resolved padding, dilations, output size) is computed once by
 ``kernels.padding.conv_geometry`` and shared by a node and all the nodes its backward creates.
