@@ -520,6 +520,7 @@ class ConvLab:
         forward, input_grad, filter_grad: the :class:`Animation` s;
         oracle: the :class:`ShapeOracle`;
         zfull: dy dilated by the strides and padded to "full" (the gather view's input);
+        wrot: ``swap_in_out(rot180(w))`` ``[kh, kw, Cout/groups, Cin]`` (the gather view's filter);
         checks: name -> bool, every frame sum against the engine ops and the derivations.
     """
 
@@ -533,6 +534,7 @@ class ConvLab:
     oracle: ShapeOracle
     zfull: np.ndarray = field(repr=False)
     zkinds: np.ndarray = field(repr=False)
+    wrot: np.ndarray = field(repr=False)
     forward: Animation = field(init=False, repr=False)
     input_grad: Animation = field(init=False, repr=False)
     filter_grad: Animation = field(init=False, repr=False)
@@ -664,9 +666,12 @@ def conv_lab(
 
     wmap = _window_map(geom)  # [Ho, Wo, K, 2] input coordinates of each tap's cell
     zfull, zkinds, zpos, gmap = _gather_maps(geom, dya)
+    from tinygrad_conv import derivations as D
+
+    wrot = D.swap_in_out(D.rot180(wa), groups).data  # [kh, kw, Og, G*Cg]: the gather filter
 
     oracle = shape_oracle(x_shape, ws, strides, padding, dilations, data_format)
-    lab = ConvLab(xa, wa, dya, geom, groups, data_format, padding, oracle, zfull, zkinds)
+    lab = ConvLab(xa, wa, dya, geom, groups, data_format, padding, oracle, zfull, zkinds, wrot)
 
     (pt, pb), (pl, pr) = geom.pads
     in_h = (wmap[..., 0] >= 0) & (wmap[..., 0] < h)
@@ -832,8 +837,9 @@ def _gather_frame(
     m = len(cc)
     g = q // og
     up, vp = np.divmod(hits[:, 2], kw)
-    # rot180(w) with in/out swapped: f[u', v', q - g*Og, g*Cg + c] = w[kh-1-u', kw-1-v', c, q]
-    fv = lab.w[kh - 1 - up, kw - 1 - vp, cc, q]
+    # the gather filter is derivations' swap_in_out(rot180(w)): in-channel q - g*Og of its group,
+    # out-channel g*Cg + c
+    fv = lab.wrot[up, vp, q - g * og, g * cg + cc]
     zv = np.full(m, lab.zfull[nn, zr, zc, q]) if m else np.zeros(0)
     tgt = np.column_stack([np.full(m, nn), hits[:, 0], hits[:, 1], g * cg + cc]).astype(np.int64)
     src = np.tile(np.array([nn, zr, zc, q]), (m, 1))
@@ -846,14 +852,13 @@ def _gather_frame(
 
 
 def _grids(lab: ConvLab, y: np.ndarray, dx: np.ndarray, dw: np.ndarray) -> dict[str, Grid]:
-    from tinygrad_conv import derivations as D
 
     g = lab.geometry
     (pt, pb), (pl, pr) = g.pads
     xpad = np.pad(lab.x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
     kinds = np.full(xpad.shape, KIND_PAD, dtype=np.int64)
     kinds[:, pt : pt + g.input_hw[0], pl : pl + g.input_hw[1], :] = KIND_VALUE
-    wrot = D.swap_in_out(D.rot180(lab.w), lab.groups).data
+    wrot = lab.wrot
     zeros = np.zeros
     G = lab.groups
     return {
