@@ -3,6 +3,7 @@ checked against the Python trace (tests/browser.py, fixture ``browser`` in conft
 
 from __future__ import annotations
 
+import re
 import time
 
 import numpy as np
@@ -194,3 +195,20 @@ def test_numbers_dropped_note_and_no_steps(browser, tmp_path):
     assert browser.find_element("id", "step-pane").text.startswith("The loss is a leaf")
     assert browser.execute_script("return window.tcExplorer.step().step") == -1
     assert console_errors(browser) == []
+
+
+def test_benchmark_script_runs_small(capsys):
+    """benchmarks/bench_explore.py on 3 modules x 4 ops (the 10,000-op figure is its default)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_explore.py"
+    spec = importlib.util.spec_from_file_location("_bench_explore", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--modules", "3", "--ops", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("graph: 13 ops, ")
+    assert "13 steps, 3 module boxes" in out
+    assert re.search(r"chromium: first render [0-9.]+ s after the navigation started", out)
+    assert out.rstrip().endswith("requests leaving the page: 0")
