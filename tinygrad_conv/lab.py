@@ -826,7 +826,7 @@ def _gather_frame(
     """The gather view of dy[index]: every (d_x cell, rot180 tap) whose window reads its zfull
     cell, times every in-channel of its group."""
     nn, a, b, q = index
-    kh, kw = lab.geometry.kernel_hw
+    kw = lab.geometry.kernel_hw[1]
     zr, zc = zpos[a, b]
     if zr < 0:  # cropped away: it only ever stamped into padding
         hits = np.zeros((0, 3), dtype=np.int64)
