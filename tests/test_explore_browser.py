@@ -212,3 +212,23 @@ def test_benchmark_script_runs_small(capsys):
     assert "13 steps, 3 module boxes" in out
     assert re.search(r"chromium: first render [0-9.]+ s after the navigation started", out)
     assert out.rstrip().endswith("requests leaving the page: 0")
+
+
+def test_inline_iframe_renders_and_steps(browser, tmp_path, diamond_page):
+    """``_repr_html_`` (Jupyter) is an iframe holding the same page: it renders and steps."""
+    ex, _ = diamond_page
+    host = tmp_path / "notebook.html"
+    host.write_text("<!DOCTYPE html><html><body>" + ex._repr_html_() + "</body></html>")
+    open_page(browser, host)
+    browser.switch_to.frame(browser.find_element("tag name", "iframe"))
+    try:
+        deadline = time.time() + 30
+        while not browser.execute_script("return document.body.dataset.ready === '1'"):
+            assert time.time() < deadline
+            time.sleep(0.05)
+        state = browser.execute_script("return window.tcExplorer.goto(2)")
+        assert (state["step"], state["op"]) == (2, ex.trace.steps[2].node.name)
+        assert current(browser).get_attribute("data-op") == "add"
+    finally:
+        browser.switch_to.default_content()
+    assert outside_requests(browser, host) == []
