@@ -673,7 +673,6 @@ def conv_lab(
     oracle = shape_oracle(x_shape, ws, strides, padding, dilations, data_format)
     lab = ConvLab(xa, wa, dya, geom, groups, data_format, padding, oracle, zfull, zkinds, wrot)
 
-    (pt, pb), (pl, pr) = geom.pads
     in_h = (wmap[..., 0] >= 0) & (wmap[..., 0] < h)
     in_w = (wmap[..., 1] >= 0) & (wmap[..., 1] < wd)
     inside = in_h & in_w  # [Ho, Wo, K]

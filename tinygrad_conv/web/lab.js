@@ -30,9 +30,10 @@
     const planes = el("div", "planes");
     const cells = {};
     const hwio = g.layout === "HWIO";
-    const nOuter = hwio ? d2 : d0, nInner = hwio ? d3 : d3;
+    // planes: (n, c) for NHWC, (in, out) for HWIO; the last axis is the channel either way
+    const nOuter = hwio ? d2 : d0, nInner = d3;
     const rows = hwio ? d0 : d1, cols = hwio ? d1 : d2;
-    const chans = hwio ? d3 : d3;
+    const chans = d3;
     for (let p = 0; p < nOuter; p++) {
       for (let q = 0; q < nInner; q++) {
         const plane = el("div", "plane");
