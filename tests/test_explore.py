@@ -337,3 +337,15 @@ def test_cli_explore_train_cnn(tmp_path, capsys):
     assert "explore: cannot write" in capsys.readouterr().err
     assert run_main(["explore", "x.py", "--max-values", "-3"]) == 2
     assert "--max-values must be >= 0, got -3" in capsys.readouterr().err
+
+
+def test_lab_refused_geometry_is_reported(tmp_path, monkeypatch):
+    lab_mod = importlib.import_module("tinygrad_conv.lab")
+    monkeypatch.setattr(lab_mod, "MAX_FRAMES", 4)  # the 3x3 output of conv_model has 9 frames
+    model, loss = conv_model()
+    page = tmp_path / "cnn.html"
+    tc.explore(loss, path=page, labs=True)
+    (lab,) = [o["lab"] for o in page_data(page)["ops"] if o["lab"]]
+    assert lab["exists"] is False
+    assert lab["refused"].startswith("conv_lab: the forward animation would have 9 frames")
+    assert [p.name for p in tmp_path.iterdir()] == ["cnn.html"]

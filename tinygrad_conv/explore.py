@@ -341,9 +341,6 @@ def _build(
             "producer": producer,
             "cluster": cindex.get(key, -1) if key is not None else -1,
         }
-        t = box.tensor
-        if producer < 0 and t is not None and t.grad is not None:
-            row["grad"] = values.add(t.grad.data, "HWIO" if k in filters else None)
         tensors.append(row)
 
     ops = []
@@ -364,7 +361,8 @@ def _build(
     # accumulation events, found again by the identity of their target
     acc_rows = []
     acc_of: dict[int, int] = {}
-    arrived: list[int] = []
+    # per event: step index -> the positions in its arrival order of that step's contributions
+    positions: list[dict[int | None, list[int]]] = []
     for a, ev in enumerate(trace.accumulations):
         target = ev.target
         if isinstance(target, Tensor):
@@ -372,7 +370,10 @@ def _build(
         else:
             k = g.tid.get(("node", id(target)), -1)
         acc_of[id(target)] = a
-        arrived.append(0)
+        pos: dict[int | None, list[int]] = {}
+        for q, st in enumerate(ev.steps):
+            pos.setdefault(st, []).append(q)
+        positions.append(pos)
         row = {
             "tensor": k,
             "name": (tensor_names[k] if k >= 0 else "") or (ev.name or ""),
@@ -390,9 +391,6 @@ def _build(
             row["running"] = running
             row["total"] = values.add(ev.total, lay)
         acc_rows.append(row)
-    # seeds of a root count as arrivals before any step
-    for a, ev in enumerate(trace.accumulations):
-        arrived[a] = sum(1 for s in ev.steps if s is None)
 
     steps = []
     for s in trace.steps:
@@ -429,6 +427,7 @@ def _build(
             )
         grads = []
         edges = node.input_edges()
+        sent: dict[int, int] = {}  # event -> contributions this step has sent to it so far
         for i, ig in enumerate(rec.input_grads):
             if ig is None:
                 continue
@@ -437,8 +436,12 @@ def _build(
             acc = acc_of.get(id(target)) if target is not None else None
             arrival = None
             if acc is not None:
-                arrival = [acc, arrived[acc]]
-                arrived[acc] += 1
+                # the engine notes a step's contributions in input order (autograd._run)
+                mine = positions[acc].get(s.index, [])
+                k_sent = sent.get(acc, 0)
+                sent[acc] = k_sent + 1
+                if k_sent < len(mine):
+                    arrival = [acc, mine[k_sent]]
             value = s.input_grad_values[i] if s.input_grad_values is not None else None
             grads.append(
                 {
