@@ -27,14 +27,34 @@ def _as_float(x: np.ndarray) -> np.ndarray:
     return x if x.dtype.kind == "f" else x.astype(np.float64)
 
 
+# c_k = 2^k / (2k+1)!!: erf(x) = 2/sqrt(pi) e^{-x^2} x sum_k c_k (x^2)^k
+_COEFFS = np.cumprod([1.0] + [2.0 / (2 * k + 1) for k in range(1, _TERMS)])
+
+
 def _erf_series(x: np.ndarray) -> np.ndarray:
-    x2 = x * x
-    term = x.copy()
-    total = x.copy()
-    for k in range(1, _TERMS):
-        term = term * (2 * x2) / (2 * k + 1)
-        total += term
-    return _TWO_OVER_SQRT_PI * np.exp(-x2) * total
+    """erf for |x| <= _SPLIT: the polynomial in x^2 by Horner's rule, with only as many terms as
+    the largest |x| needs for the dtype's precision (about 40 at |x| = 2 in float64, 12 at 0.5)."""
+    if x.size == 0:
+        return x.copy()
+    u = x * x
+    umax = float(u.max())
+    tol = np.finfo(x.dtype).eps / 8
+    n = _TERMS
+    if umax > 0:
+        # the k-th term relative to the sum (>= 1) is c_k u^k: stop once it is below tol
+        with np.errstate(divide="ignore"):
+            small = _COEFFS * umax ** np.arange(_TERMS) < tol
+        n = int(np.argmax(small)) + 1 if small.any() else _TERMS
+    else:
+        n = 1
+    total = np.full_like(x, _COEFFS[n - 1])
+    for c in _COEFFS[n - 2 :: -1] if n > 1 else ():
+        total *= u
+        total += c
+    total *= x
+    total *= np.exp(-u)
+    total *= _TWO_OVER_SQRT_PI
+    return total
 
 
 def _erfc_fraction(x: np.ndarray) -> np.ndarray:
