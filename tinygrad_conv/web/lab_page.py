@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tinygrad_conv.web import asset, write_page
+from tinygrad_conv.web import asset, page_html, write_text_atomic
 
 if TYPE_CHECKING:
     from tinygrad_conv.lab import Animation, ConvLab, Grid
@@ -97,8 +97,6 @@ def lab_data(lab: ConvLab, only: str | None = None) -> dict[str, Any]:
 
 def lab_page_html(lab: ConvLab, only: str | None = None) -> str:
     """The complete page as a string (see :func:`write_lab_page`)."""
-    from tinygrad_conv.web import page_html
-
     data = lab_data(lab, only)
     return page_html(
         "conv lab: " + data["summary"],
@@ -133,16 +131,5 @@ def _body(data: dict[str, Any]) -> str:
 
 
 def write_lab_page(lab: ConvLab, path: str | os.PathLike, only: str | None = None) -> Path:
-    """Write the lab (or only the animation named ``only``) as one offline HTML page."""
-    from tinygrad_conv.web import page_html  # noqa: F401 - same helper as lab_page_html
-
-    data = lab_data(lab, only)
-    return write_page(
-        path,
-        "conv lab: " + data["summary"],
-        _body(data),
-        css=asset("lab.css"),
-        js=asset("lab.js"),
-        data=data,
-        data_id="lab-data",
-    )
+    """Write the lab (or only the animation named ``only``) as one offline HTML page, atomically."""
+    return write_text_atomic(path, lab_page_html(lab, only))
