@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 import tinygrad_conv as tc
+import tinygrad_conv.nn.functional as F
 from tinygrad_conv import scope, viz
 from tinygrad_conv.explain import explain_conv
 from tinygrad_conv.function import Function
@@ -222,12 +223,14 @@ def test_show_backward_before_and_after_backward(rng):
         "backward of add ran (1 pass); it called no op\nd a = g\nd b1 = g  (summed from (4, 5))",
         "backward of add ran (1 pass); it called no op\nd a = g\nd b2 = g  (summed from (4, 2))",
         "backward of matmul ran (1 pass); the last pass called:\n"
-        "#0 = matmul_nt(g, w2) -> (4, 5)\n#1 = matmul_tn(a, g) -> (5, 2)\n"
+        "#0 = matmul_nt(g, w2)  transpose_b=True -> (4, 5)\n"
+        "#1 = matmul_tn(a, g)  transpose_a=True -> (5, 2)\n"
         "d a = matmul_nt(g, w2)\nd w2 = matmul_tn(a, g)",
         "backward of matmul ran (1 pass); the last pass called:\n"
-        "#0 = matmul_tn(x, g) -> (3, 5)\nd w1 = matmul_tn(x, g)",
-        "backward of mean ran (1 pass); the last pass called:\n#0 = reshape(g) -> (1, 1)\n"
-        "#1 = broadcast_to(#0) -> (4, 2)\n#2 = div(#1, 8) -> (4, 2)\n"
+        "#0 = matmul_tn(x, g)  transpose_a=True -> (3, 5)\nd w1 = matmul_tn(x, g)",
+        "backward of mean ran (1 pass); the last pass called:\n"
+        "#0 = reshape(g)  shape=(1, 1) -> (1, 1)\n#1 = broadcast_to(#0)  shape=(4, 2) -> (4, 2)\n"
+        "#2 = div(#1, 8) -> (4, 2)\n"
         "d x = div(broadcast_to(reshape(g)), 8)",
         "backward of mul ran (1 pass); the last pass called:\n#0 = mul(g, a) -> (4, 2)\n"
         "#1 = mul(g, a) -> (4, 2)\nd a = mul(g, a)\nd b = mul(g, a)\n"
@@ -423,8 +426,10 @@ def test_conv_rule_then_recorded_calls(conv_graph):
     conv_bw = node_by_label(p, "backward of conv2d ran")
     assert p["nodes"][conv_bw][0] == (
         "backward of conv2d ran (1 pass); the last pass called:\n"
-        "#0 = conv2d_backprop_input(w, g) -> (2, 6, 6, 3)\n"
-        "#1 = conv2d_backprop_filter(x, g) -> (3, 3, 3, 4)\n"
+        "#0 = conv2d_backprop_input(w, g)  input_shape=(2, 6, 6, 3)  strides=2  pads=0,1,0,1"
+        " -> (2, 6, 6, 3)\n"
+        "#1 = conv2d_backprop_filter(x, g)  filter_shape=(3, 3, 3, 4)  strides=2  pads=0,1,0,1"
+        " -> (3, 3, 3, 4)\n"
         "d x = conv2d_backprop_input(w, g)\nd w = conv2d_backprop_filter(x, g)"
     )
     grads = {
@@ -458,10 +463,94 @@ def test_double_backward_graph_of_a_conv(conv_graph):
     bwi = node_by_label(p, "backward of conv2d_backprop_input ran")
     assert p["nodes"][bwi][0] == (
         "backward of conv2d_backprop_input ran (1 pass); the last pass called:\n"
-        "#0 = conv2d_backprop_filter(g, dy) -> (3, 3, 3, 4)\n#1 = conv2d(g, w) -> (2, 3, 3, 4)\n"
+        "#0 = conv2d_backprop_filter(g, dy)  filter_shape=(3, 3, 3, 4)  strides=2  pads=0,1,0,1"
+        " -> (3, 3, 3, 4)\n#1 = conv2d(g, w)  strides=2  pads=0,1,0,1 -> (2, 3, 3, 4)\n"
         "d w = conv2d_backprop_filter(g, dy)\nd dy = conv2d(g, w)"
     )
     assert hw.shape == w.shape
+
+
+class _NumpySquare(Function):
+    """A user op whose backward is numpy: the note must say so, not 'passed through'."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return a * a
+
+    @staticmethod
+    def backward(ctx, g):
+        return tc.tensor(2 * ctx.inputs[0].data * g.data)
+
+
+def _t(values: list, name: str) -> tc.Tensor:
+    return tc.tensor(np.array(values, dtype=np.float64), requires_grad=True, name=name)
+
+
+NOTE_CASES = {
+    "pow": (
+        lambda: _t([1.5, 2.0], "a") ** _t([2.0, 3.0], "b"),
+        "backward of pow (not run yet) will compute:\nd a = mul(mul(g, b), pow(a, sub(b, 1)))\n"
+        "d b = mul(mul(g, out), log(a))",
+        "backward of pow ran (1 pass); the last pass called:\n#0 = mul(g, b) -> (2,)\n"
+        "#1 = sub(b, 1) -> (2,)\n#2 = pow(a, #1) -> (2,)\n#3 = mul(#0, #2) -> (2,)\n"
+        "#4 = mul(g, out) -> (2,)\n#5 = log(a) -> (2,)\n#6 = mul(#4, #5) -> (2,)\n"
+        "d a = mul(mul(g, b), pow(a, sub(b, 1)))\nd b = mul(mul(g, out), log(a))",
+    ),
+    "where": (
+        lambda: tc.where(np.array([True, False]), _t([1.0, 2.0], "a"), _t([3.0, 4.0], "b")),
+        "backward of where (not run yet) will compute:\nd a = where(cond, g, 0)\n"
+        "d b = where(cond, 0, g)",
+        "backward of where ran (1 pass); the last pass called:\n#0 = where(cond, g, 0) -> (2,)\n"
+        "#1 = where(cond, 0, g) -> (2,)\nd a = where(cond, g, 0)\nd b = where(cond, 0, g)",
+    ),
+    "maximum": (
+        lambda: tc.maximum(_t([1.0, 5.0], "a"), _t([3.0, 4.0], "b")),
+        "backward of maximum (not run yet) will compute:\nd a = mul(g, share_a)\n"
+        "d b = mul(g, share_b)",
+        "backward of maximum ran (1 pass); the last pass called:\n#0 = mul(g, share_a) -> (2,)\n"
+        "#1 = mul(g, share_b) -> (2,)\nd a = mul(g, share_a)\nd b = mul(g, share_b)",
+    ),
+    "concatenate": (
+        lambda: tc.concatenate([_t([1.0], "a"), _t([2.0, 3.0], "b")], 0),
+        "backward of concatenate (not run yet) will compute:\nd a = getitem(g)\nd b = getitem(g)",
+        "backward of concatenate ran (1 pass); the last pass called:\n"
+        "#0 = getitem(g)  index=[0:1] -> (1,)\n#1 = getitem(g)  index=[1:3] -> (2,)\n"
+        "d a = getitem(g)\nd b = getitem(g)",
+    ),
+    "stack": (
+        lambda: tc.stack([_t([1.0], "a"), _t([2.0], "b")], 0),
+        "backward of stack (not run yet) will compute:\nd a = getitem(g)\nd b = getitem(g)",
+        "backward of stack ran (1 pass); the last pass called:\n"
+        "#0 = getitem(g)  index=[0] -> (1,)\n#1 = getitem(g)  index=[1] -> (1,)\n"
+        "d a = getitem(g)\nd b = getitem(g)",
+    ),
+    "batch_norm": (
+        lambda: F.batch_norm(
+            _t([[1.0, 2.0], [3.0, 5.0]], "x"), None, None, _t([1.0, 1.0], "w"),
+            _t([0.0, 0.0], "b"), training=True,
+        ),
+        "backward of batch_norm (not run yet) will compute:\nd x = (numpy, not recorded)\n"
+        "d w = (numpy, not recorded)\nd b = (numpy, not recorded)",
+        "backward of batch_norm ran (1 pass); it called no op\nd x = (numpy, not recorded)\n"
+        "d w = (numpy, not recorded)\nd b = (numpy, not recorded)",
+    ),
+    "numpy_function": (
+        lambda: _NumpySquare.apply(_t([1.0, 2.0], "x")),
+        "backward of _numpysquare: no rule declared; has not run",
+        "backward of _numpysquare ran (1 pass); it called no op\nd x = (numpy, not recorded)",
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(NOTE_CASES))
+def test_exact_backward_notes(case):
+    make, before_text, after_text = NOTE_CASES[case]
+    y = make()
+    before = parse_dot(draw_graph(y, show_backward=True).source)
+    assert labels_of(before, "bw") == [before_text]
+    y.sum().backward()  # a plain backward: the drawing reads the record after the release
+    after = parse_dot(draw_graph(y, show_backward=True).source)
+    assert labels_of(after, "bw")[0] == after_text
 
 
 # ----------------------------------------------------------------------------- collapse='module'

@@ -411,11 +411,13 @@ def _tensor_label(box: _TensorBox, name: str | None, show_values: bool, is_root:
 
 
 def _call_line(k: int, call: Any, labels: Sequence[str], saved: Sequence[str]) -> str:
-    """``#1 = mul(g, b) -> (2, 3)``: one call of a pass, its operands by source."""
+    """``#1 = getitem(g)  index=[:, 0:2] -> (2, 2)``: one call of a pass, its operands by
+    source, the op's arguments as it ran, and the shape of its result."""
     args = []
     for a in call.args:
         args.append(f"#{a.index}" if a.kind == "call" else _record.source_text(a, labels, saved))
-    return f"#{k} = {call.op}({', '.join(args)}) -> {_shape_text(call.shape)}"
+    attrs = "".join(f"  {item}" for item in _attrs_text(call.attrs, call.op))
+    return f"#{k} = {call.op}({', '.join(args)}){attrs} -> {_shape_text(call.shape)}"
 
 
 def _display_labels(
