@@ -19,6 +19,7 @@ HYP = settings(max_examples=15, deadline=None, derandomize=True)
 
 IDX0 = np.array([[0, 2, 1, 0], [2, 2, 0, 1]])  # gather along axis 0 of a [3, 4]
 IDX1 = np.array([[3, 0], [1, 1], [0, 2]])  # along axis 1, with a repeat
+IDX_SMALL = np.array([[3, 0], [1, 1]])  # fewer rows than the input: PyTorch uses the first rows
 
 
 def leaf(x, dtype=np.float64):
@@ -95,6 +96,10 @@ UNARY = {
         lambda x: tc.gather(x, 1, IDX1 - 4),
         lambda x: torch.gather(x, 1, torch.tensor(IDX1)),
     ),
+    "gather_small_index": (
+        lambda x: tc.gather(x, 1, IDX_SMALL),
+        lambda x: torch.gather(x, 1, torch.tensor(IDX_SMALL)),
+    ),
     "masked_fill": (
         lambda x: tc.masked_fill(x, np.array([True, False, False, True]), -2.0),
         lambda x: x.masked_fill(torch.tensor([True, False, False, True]), -2.0),
@@ -153,6 +158,11 @@ MULTI = {
         lambda a, s: tc.scatter_add(a, 1, IDX1, s),
         lambda a, s: torch.scatter_add(a, 1, torch.tensor(IDX1), s),
         [(3, 4), (3, 2)],
+    ),
+    "scatter_add_small_index": (
+        lambda a, s: tc.scatter_add(a, 1, IDX_SMALL, s),
+        lambda a, s: torch.scatter_add(a, 1, torch.tensor(IDX_SMALL), s),
+        [(3, 4), (2, 2)],
     ),
     "scatter_add_big_src": (
         lambda a, s: tc.scatter_add(a, 0, IDX0, s),

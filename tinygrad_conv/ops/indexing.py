@@ -82,7 +82,9 @@ class Gather(Function):
 
     @staticmethod
     def forward(ctx, a, *, axis, index):
-        return np.take_along_axis(a, index, axis)
+        # an index shorter than a off the axis reads a's leading part there (PyTorch's rule)
+        cut = tuple(slice(None) if d == axis else slice(0, n) for d, n in enumerate(index.shape))
+        return np.take_along_axis(a[cut], index, axis)
 
     @staticmethod
     def backward(ctx, g):
@@ -608,9 +610,7 @@ def gather(a: Any, axis: int, index: Any) -> Tensor:
     """
     t = as_tensor(a)
     ax, idx = _gather_index("gather", t, axis, index)
-    # take_along_axis needs matching sizes off the axis: cut a to the index's extent there
-    cut = tuple(idx.shape[d] if d != ax else t.shape[d] for d in range(t.ndim))
-    return Gather.apply(_sliced(t, cut), axis=ax, index=idx)
+    return Gather.apply(t, axis=ax, index=idx)
 
 
 def scatter_add(a: Any, axis: int, index: Any, src: Any) -> Tensor:
