@@ -232,3 +232,25 @@ def test_inline_iframe_renders_and_steps(browser, tmp_path, diamond_page):
     finally:
         browser.switch_to.default_content()
     assert outside_requests(browser, host) == []
+
+
+def test_large_flat_graph_draws_a_window_that_follows_the_step(browser, tmp_path):
+    """1,000 ops and no modules: too many to lay out at once; a window of DRAW_LIMIT = 600
+    items around the current step is drawn and moves with it."""
+    x = tc.tensor(np.ones(2), requires_grad=True)
+    y = x
+    for _ in range(1000):
+        y = y * 1.001
+    page = tmp_path / "chain.html"
+    ex = tc.explore(y.sum(), path=page)
+    load(browser, page)
+    state = browser.execute_script("return window.tcExplorer.state()")
+    assert state["nsteps"] == 1001 and state["drawnNodes"] == 600
+    note = browser.find_element("id", "window-note").text
+    assert note.startswith("The graph has 1002 items at this level: drawn are the 600 around")
+    assert browser.find_elements("css selector", '#graph [data-id="op900"]') == []
+    for i in (900, 1000, 0, 450):
+        state = browser.execute_script(f"return window.tcExplorer.goto({i})")
+        assert state["op"] == ex.trace.steps[i].node.name
+        assert current(browser).get_attribute("data-id") == state["node"]
+    assert console_errors(browser) == []

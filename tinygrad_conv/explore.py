@@ -4,7 +4,9 @@
 once under ``tc.record_backward(values=True)`` and turns the trace into one self-contained page
 (:mod:`tinygrad_conv.web`: inline CSS, script and data; a Content Security Policy forbids every
 request). The page draws the forward graph with the vendored dagre layout (no Graphviz), modules
-collapsed into boxes that expand on click, and steps through ``trace.steps`` in execution order:
+collapsed into boxes that expand on click (a level with more than 600 items, e.g. a long graph
+without modules, is drawn as a window of 600 around the current step that moves with it; scalar
+constants are not drawn), and steps through ``trace.steps`` in execution order:
 the upstream gradient, the calls the node's backward made (operands by name, shapes, arguments),
 the expression of each input's gradient and the running sum where contributions accumulate.
 
@@ -18,8 +20,9 @@ Size limits (documented on the page when they apply):
   that every array's numbers are dropped and only shape, min, max and norm remain;
 * an array of more than :data:`MAX_TENSOR_VALUES` elements is always summarised the same way.
 
-Side effect: like ``loss.backward()``, ``explore`` accumulates into the ``.grad`` of the leaves and
-releases the graph (unless ``retain_graph=True``).
+Side effects: like ``loss.backward()``, ``explore`` accumulates into the ``.grad`` of the leaves and
+releases the graph (unless ``retain_graph=True``); while it runs, the trace holds a copy of every
+gradient and every call's result (``record_backward(values=True)``).
 """
 
 from __future__ import annotations
@@ -341,6 +344,9 @@ def _build(
             "producer": producer,
             "cluster": cindex.get(key, -1) if key is not None else -1,
         }
+        t = box.tensor
+        if row["kind"] == "const" and box.shape == () and t is not None and t.dtype.kind in "biuf":
+            row["value"] = _number(float(t.data))  # a scalar constant (the page draws no node)
         tensors.append(row)
 
     ops = []
@@ -508,6 +514,7 @@ _BODY = (
     '<button id="btn-collapse">collapse all</button><button id="btn-fit">fit</button>'
     '<span class="hint">Right / Left arrows step; click a module box to open it, its title '
     "to close it; drag to pan, wheel to zoom.</span></div>"
+    '<p id="window-note" class="note" style="display:none"></p>'
     '<main><section id="graph-pane"><svg id="graph" xmlns="http://www.w3.org/2000/svg">'
     '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
     'markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#888"/></marker></defs>'

@@ -112,54 +112,139 @@
     return [title, shapeText(t.shape)];
   }
 
+  // Order of the graph's items along the backward pass: an op by its step (ops backward did
+  // not reach after all of them), a box by its first op, a leaf by its first consumer. A graph
+  // too large to lay out at once is drawn as a window of DRAW_LIMIT items around the current one.
+  const DRAW_LIMIT = 600;
+  const opKey = D.ops.map(function (op, n) {
+    return firstStepOf.has(n) ? firstStepOf.get(n) : nsteps + n;
+  });
+  const clusterKey = new Array(nclusters).fill(Infinity);
+  D.ops.forEach(function (op, n) {
+    if (op.cluster >= 0) for (const c of chains[op.cluster]) clusterKey[c] = Math.min(clusterKey[c], opKey[n]);
+  });
+  const leafKey = new Map();
+  D.ops.forEach(function (op, n) {
+    for (const k of op.inputs) {
+      if (D.tensors[k].producer >= 0) continue;
+      leafKey.set(k, Math.min(leafKey.has(k) ? leafKey.get(k) : Infinity, opKey[n]));
+    }
+  });
+  // scalar constants (the 2 of x * 2) are not drawn: the step's forward line shows them
+  function drawnLeaf(t) {
+    return !(t.kind === "const" && t.shape.length === 0);
+  }
+  let windowed = null; // {shown, total} when only a window of the graph is drawn
+
   function layout() {
     const start = performance.now();
-    const g = new dagre.graphlib.Graph({ compound: true });
-    g.setGraph({ rankdir: "TB", nodesep: 14, ranksep: 30, marginx: 12, marginy: 28 });
-    g.setDefaultEdgeLabel(function () { return {}; });
+    // the candidates at the current expansion: [id, order key]
+    const items = [];
     for (let c = 0; c < nclusters; c++) {
       const parent = D.clusters[c].parent;
       if (parent >= 0 && !drawnGroup(parent)) continue;
-      if (drawnGroup(c)) {
-        g.setNode("m" + c, { kind: "group", cluster: c, paddingTop: 22 });
-      } else {
-        const lines = [D.clusters[c].label, opCount[c] + (opCount[c] === 1 ? " op" : " ops") + "  (click to open)"];
-        const size = nodeSize(lines);
-        g.setNode("m" + c, { kind: "box", cluster: c, lines: lines, width: size.width, height: size.height });
-      }
-      if (parent >= 0) g.setParent("m" + c, "m" + parent);
+      if (!drawnGroup(c)) items.push(["m" + c, clusterKey[c]]);
     }
     D.ops.forEach(function (op, n) {
-      if (opVisible(n) !== "op" + n) return;
+      if (opVisible(n) === "op" + n) items.push(["op" + n, opKey[n]]);
+    });
+    D.tensors.forEach(function (t, k) {
+      if (t.producer >= 0 || !drawnLeaf(t) || tensorVisible(k) !== "t" + k) return;
+      items.push(["t" + k, leafKey.has(k) ? leafKey.get(k) : Infinity]);
+    });
+    let keep = null;
+    windowed = null;
+    if (items.length > DRAW_LIMIT) {
+      items.sort(function (a, b) { return a[1] - b[1]; });
+      const here = Math.max(0, items.findIndex(function (it) { return it[0] === currentId(); }));
+      const lo = Math.max(0, Math.min(here - DRAW_LIMIT / 2, items.length - DRAW_LIMIT));
+      const slice = items.slice(lo, lo + DRAW_LIMIT).map(function (it) { return it[0]; });
+      keep = new Set(slice);
+      const pos = new Map();
+      slice.forEach(function (id, i) { pos.set(id, i); });
+      windowed = { shown: DRAW_LIMIT, total: items.length, first: lo, pos: pos };
+    }
+    const wanted = function (id) { return keep === null || keep.has(id); };
+
+    const g = new dagre.graphlib.Graph({ compound: true });
+    g.setGraph({ rankdir: "TB", nodesep: 14, ranksep: 30, marginx: 12, marginy: 28 });
+    g.setDefaultEdgeLabel(function () { return {}; });
+    const groupsUsed = new Set(); // expanded clusters holding a drawn item
+    function inGroup(id, c) {
+      if (c < 0) return;
+      g.setParent(id, "m" + c);
+      for (const k of chains[c]) groupsUsed.add(k);
+    }
+    for (let c = 0; c < nclusters; c++) {
+      const parent = D.clusters[c].parent;
+      if (parent >= 0 && !drawnGroup(parent)) continue;
+      if (drawnGroup(c) || !wanted("m" + c)) continue;
+      const lines = [D.clusters[c].label, opCount[c] + (opCount[c] === 1 ? " op" : " ops") + "  (click to open)"];
+      const size = nodeSize(lines);
+      g.setNode("m" + c, { kind: "box", cluster: c, lines: lines, width: size.width, height: size.height });
+    }
+    D.ops.forEach(function (op, n) {
+      const id = "op" + n;
+      if (opVisible(n) !== id || !wanted(id)) return;
       const lines = opLines(n);
       const size = nodeSize(lines);
       const root = D.tensors[op.output].kind === "root";
-      g.setNode("op" + n, { kind: root ? "op root" : "op", n: n, lines: lines, width: size.width, height: size.height });
-      if (op.cluster >= 0) g.setParent("op" + n, "m" + op.cluster);
+      g.setNode(id, { kind: root ? "op root" : "op", n: n, lines: lines, width: size.width, height: size.height });
     });
     D.tensors.forEach(function (t, k) {
-      if (t.producer >= 0 || tensorVisible(k) !== "t" + k) return;
+      const id = "t" + k;
+      if (t.producer >= 0 || !drawnLeaf(t) || tensorVisible(k) !== id || !wanted(id)) return;
       const lines = leafLines(k);
       const size = nodeSize(lines);
-      g.setNode("t" + k, { kind: t.kind, k: k, lines: lines, width: size.width, height: size.height });
-      if (t.cluster >= 0) g.setParent("t" + k, "m" + t.cluster);
+      g.setNode(id, { kind: t.kind, k: k, lines: lines, width: size.width, height: size.height });
+    });
+    // parents: an item sits in the group of its cluster (a box in its parent's)
+    g.nodes().forEach(function (id) {
+      const d = g.node(id);
+      if (d.kind === "box") inGroup(id, D.clusters[d.cluster].parent);
+      else if (d.n !== undefined) inGroup(id, D.ops[d.n].cluster);
+      else inGroup(id, D.tensors[d.k].cluster);
+    });
+    groupsUsed.forEach(function (c) {
+      g.setNode("m" + c, { kind: "group", cluster: c });
+    });
+    groupsUsed.forEach(function (c) {
+      if (D.clusters[c].parent >= 0) g.setParent("m" + c, "m" + D.clusters[c].parent);
     });
     const seen = new Map(); // "src>dst" -> number of uses (x * x is one edge used twice)
     D.ops.forEach(function (op, n) {
       const dst = opVisible(n);
+      if (!g.hasNode(dst)) return;
       for (const k of op.inputs) {
         const src = tensorVisible(k);
-        if (src === dst) continue;
+        if (src === dst || !g.hasNode(src)) continue;
         const key = src + ">" + dst;
         const count = (seen.get(key) || 0) + 1;
         seen.set(key, count);
         if (count === 1) g.setEdge(src, dst, {});
-        else if (!g.node(dst) || g.node(dst).kind !== "box") g.setEdge(src, dst, { label: "\u00D7" + count, width: 18, height: 12 });
+        else if (g.node(dst).kind !== "box") g.setEdge(src, dst, { label: "\u00D7" + count, width: 18, height: 12 });
       }
     });
     dagre.layout(g);
     lastLayoutMs = performance.now() - start;
     draw(g);
+    const note = document.getElementById("window-note");
+    note.textContent = windowed
+      ? "The graph has " + windowed.total + " items at this level: drawn are the " + windowed.shown +
+        " around the current step (in backward order); stepping further redraws the window. Open fewer boxes to see more at once."
+      : "";
+    note.style.display = windowed ? "block" : "none";
+  }
+
+  // whether the current item is drawn well inside the window (else the window moves)
+  function windowHolds(id) {
+    if (!elements.has(id)) return false;
+    if (!windowed) return true;
+    const i = windowed.pos.get(id);
+    const margin = DRAW_LIMIT * 0.15;
+    const lowOk = windowed.first === 0 || i >= margin;
+    const highOk = windowed.first + windowed.shown >= windowed.total || i < windowed.shown - margin;
+    return lowOk && highOk;
   }
 
   function draw(g) {
@@ -519,7 +604,9 @@
     const where = clusterPath(op.cluster);
     if (where) pane.append(el("div", "muted", "in " + where));
     const ins = op.inputs.map(function (k, i) {
-      return op.labels[i] + " " + shapeText(D.tensors[k].shape) + (D.tensors[k].name ? " = " + D.tensors[k].name : "");
+      const t = D.tensors[k];
+      const is = t.name ? " = " + t.name : t.value !== undefined ? " = " + num(t.value) : "";
+      return op.labels[i] + " " + shapeText(t.shape) + is;
     });
     pane.append(el("div", "muted", "forward: " + s.op + "(" + ins.join(", ") + ") -> out " + shapeText(D.tensors[op.output].shape)));
     if (s.passes > 1) pane.append(el("div", "muted", "pass " + s.passes + " through this node"));
@@ -654,6 +741,8 @@
     if (document.getElementById("follow").checked && c >= 0 && !drawnGroup(c)) {
       for (const k of chains[c]) expanded.add(k);
       layout();
+    } else if (!windowHolds(currentId())) {
+      layout(); // a window of a large graph moves with the current step
     }
     highlight();
     renderStep();
