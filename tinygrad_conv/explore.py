@@ -506,7 +506,11 @@ def _build(
 # ----------------------------------------------------------------------------- the page
 
 _BODY = (
-    '<header><h1>backprop explorer</h1><p id="summary"></p><div id="notes"></div></header>'
+    '<header><h1>backprop explorer</h1><p id="summary"></p><p class="legend-bar">'
+    '<span class="key op">op</span><span class="key param">parameter / leaf</span>'
+    '<span class="key const">data (no grad)</span><span class="key box">module (closed)</span>'
+    '<span class="key current">current step</span>'
+    '<span class="key receives">receives its gradient</span></p><div id="notes"></div></header>'
     '<div id="controls"><button id="btn-back" title="Left arrow">&#9664; back</button>'
     '<button id="btn-step" title="Right arrow">step &#9654;</button>'
     '<span id="position"></span>'
