@@ -249,3 +249,12 @@ def batch_norm(
     if bias is not None:
         shift = shift + bias
     return t * scale + shift
+
+# PyTorch's F. names for the functional forms of the layers in nn/norm.py and nn/extra.py
+from tinygrad_conv.nn.extra import (  # noqa: E402, F401 - re-exported
+    adaptive_avg_pool2d,
+    dropout2d,
+    embedding,
+    interpolate,
+)
+from tinygrad_conv.nn.norm import group_norm, instance_norm, layer_norm  # noqa: E402, F401

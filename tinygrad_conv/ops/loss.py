@@ -194,14 +194,38 @@ def _reduce_loss(op: str, loss: Tensor, reduction: str) -> Tensor:
     raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
 
-def cross_entropy(logits: Any, labels: Any, reduction: str = "mean") -> Tensor:
-    """Softmax cross-entropy with integer class labels.
+def cross_entropy(
+    logits: Any,
+    labels: Any,
+    reduction: str = "mean",
+    *,
+    weight: Any = None,
+    ignore_index: int | None = None,
+    label_smoothing: float = 0.0,
+) -> Tensor:
+    """Softmax cross-entropy with integer class labels (or class probabilities).
 
     Args:
         logits: [N, C] unnormalised scores.
-        labels: [N] integer class indices in [0, C).
+        labels: [N] integer class indices in [0, C), or [N, C] class probabilities (float).
         reduction: 'mean' (default), 'sum' or 'none' (per-sample losses [N]).
+        weight, ignore_index, label_smoothing: PyTorch's ``F.cross_entropy`` options; with any of
+            them, or probability targets, this is ``tc.softmax_cross_entropy`` (several nodes);
+            the plain case is one fused node whose backward is one ``cross_entropy_backward``.
     """
+    y_probe = labels.data if isinstance(labels, Tensor) else labels
+    is_float_target = np.asarray(y_probe).dtype.kind == "f"
+    if weight is not None or ignore_index is not None or label_smoothing or is_float_target:
+        from tinygrad_conv.ops.losses_extra import softmax_cross_entropy
+
+        return softmax_cross_entropy(
+            logits,
+            labels,
+            weight=weight,
+            ignore_index=-100 if ignore_index is None else ignore_index,
+            reduction=reduction,
+            label_smoothing=label_smoothing,
+        )
     z = as_tensor(logits)
     y = labels.data if isinstance(labels, Tensor) else np.asarray(labels)
     if z.ndim != 2:
@@ -233,11 +257,26 @@ def mse_loss(prediction: Any, target: Any, reduction: str = "mean") -> Tensor:
     return _reduce_loss("mse_loss", d * d, reduction)
 
 
-def binary_cross_entropy_with_logits(logits: Any, target: Any, reduction: str = "mean") -> Tensor:
+def binary_cross_entropy_with_logits(
+    logits: Any,
+    target: Any,
+    reduction: str = "mean",
+    *,
+    weight: Any = None,
+    pos_weight: Any = None,
+) -> Tensor:
     """Sigmoid + binary cross-entropy in one stable formula.
 
     loss = softplus(x) - x*y = log(1 + e^x) - x*y   (softplus never overflows; exact at x = 0)
+    ``weight`` / ``pos_weight`` (PyTorch's options) route to ``tc.sigmoid_cross_entropy``.
+    Shapes: logits and target alike, any shape.
     """
+    if weight is not None or pos_weight is not None:
+        from tinygrad_conv.ops.losses_extra import sigmoid_cross_entropy
+
+        return sigmoid_cross_entropy(
+            logits, target, weight=weight, pos_weight=pos_weight, reduction=reduction
+        )
     x, y = as_tensor(logits), as_tensor(target)
     if x.shape != y.shape:
         raise ValueError(

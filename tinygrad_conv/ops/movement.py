@@ -309,9 +309,21 @@ def getitem(a: Any, index: Any) -> Tensor:
 
 
 def pad(
-    a: Any, pad_width: int | Sequence[int] | Sequence[Sequence[int]], value: float = 0.0
+    a: Any,
+    pad_width: int | Sequence[int] | Sequence[Sequence[int]],
+    value: float = 0.0,
+    mode: str = "constant",
 ) -> Tensor:
-    """Constant padding with NumPy's ``pad_width`` forms (int, (lo, hi), or one pair per axis)."""
+    """Padding with NumPy's ``pad_width`` forms (int, (lo, hi), or one pair per axis).
+
+    ``mode``: 'constant' (with ``value``; one node whose gradient is the un-padded slice), or
+    'reflect', 'replicate' / 'edge', 'circular' / 'wrap', 'symmetric' (``tc.pad_mode``).
+    Shapes: ``a: [s_0, ...] -> [s_0 + lo_0 + hi_0, ...]``.
+    """
+    if mode != "constant":
+        from tinygrad_conv.ops.indexing import pad_mode
+
+        return pad_mode(a, pad_width, mode, value)
     t = as_tensor(a)
     try:
         widths = np.broadcast_to(np.asarray(pad_width, dtype=np.int64), (t.ndim, 2))
