@@ -13,7 +13,8 @@ import re
 
 import numpy as np
 
-from tinygrad_conv import Function, Tensor
+from tinygrad_conv import Function, Tensor, record_backward
+from tinygrad_conv.ops import sum_to_shape
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_]\w*)|(?P<p>[(),]))"
@@ -101,7 +102,9 @@ def check_rule(out: Tensor, cls: type[Function], seed: int = 0) -> None:
     if "*" not in cls.vjp:
         expected_calls(cls, needs)  # parses every rule
     v = np.random.default_rng(seed).standard_normal(out.shape).astype(out.dtype)
-    out.backward(Tensor(v), retain_graph=True)
+    with record_backward(values=True) as trace:
+        out.backward(Tensor(v), retain_graph=True)
+    check_source_values(trace)
     record = getattr(node, "backward_record", None)
     if record is not None:
         from tinygrad_conv.record import expressions, rule_matches
@@ -119,3 +122,39 @@ def check_rule(out: Tensor, cls: type[Function], seed: int = 0) -> None:
         return
     got = [c[0] for c in node.backward_calls]
     assert got == expected_calls(cls, needs), (cls.__name__, got, cls.vjp)
+
+
+def check_source_values(trace) -> None:
+    """For every step of a traced pass (values=True): the value of each input gradient's recorded
+    source (summed to the input's shape where the record says it was) equals the gradient the
+    engine delivered. Sources that have no value to compare ('untracked', 'saved') are skipped.
+    """
+    for step in trace.steps:
+        edges = step.node.input_edges()
+        for i, ig in enumerate(step.record.input_grads):
+            got = step.input_grad_values[i]
+            if ig is None:
+                assert got is None
+                continue
+            assert ig.shape == edges[i].shape == got.shape, (step.node.name, i)
+            src = ig.source
+            if src.kind == "upstream":
+                value = step.upstream
+            elif src.kind == "call":
+                value = step.call_values[src.index]
+            elif src.kind == "input" and edges[src.index].tensor is not None:
+                value = edges[src.index].tensor.data
+            elif src.kind == "constant":
+                value = np.asarray(src.value)
+            else:
+                continue
+            if ig.summed_from is not None:
+                assert value.shape == ig.summed_from, (step.node.name, i)
+                value = sum_to_shape(Tensor(value), ig.shape).data
+            np.testing.assert_allclose(
+                np.asarray(value, dtype=got.dtype),
+                got,
+                rtol=1e-6,
+                atol=1e-12,
+                err_msg=f"{step.node.name}: input {i}",
+            )
