@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from user_ops import NumpySquare
 
 import tinygrad_conv as tc
 import tinygrad_conv.nn.functional as F
@@ -470,18 +471,6 @@ def test_double_backward_graph_of_a_conv(conv_graph):
     assert hw.shape == w.shape
 
 
-class _NumpySquare(Function):
-    """A user op whose backward is numpy: the note must say so, not 'passed through'."""
-
-    @staticmethod
-    def forward(ctx, a):
-        return a * a
-
-    @staticmethod
-    def backward(ctx, g):
-        return tc.tensor(2 * ctx.inputs[0].data * g.data)
-
-
 def _t(values: list, name: str) -> tc.Tensor:
     return tc.tensor(np.array(values, dtype=np.float64), requires_grad=True, name=name)
 
@@ -535,9 +524,9 @@ NOTE_CASES = {
         "d w = (numpy, not recorded)\nd b = (numpy, not recorded)",
     ),
     "numpy_function": (
-        lambda: _NumpySquare.apply(_t([1.0, 2.0], "x")),
-        "backward of _numpysquare: no rule declared; has not run",
-        "backward of _numpysquare ran (1 pass); it called no op\nd x = (numpy, not recorded)",
+        lambda: NumpySquare.apply(_t([1.0, 2.0], "x")),
+        "backward of numpysquare: no rule declared; has not run",
+        "backward of numpysquare ran (1 pass); it called no op\nd x = (numpy, not recorded)",
     ),
 }  # fmt: skip
 
