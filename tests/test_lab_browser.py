@@ -58,6 +58,9 @@ def test_page_is_offline_and_error_free(page):
     titles = [e.text for e in _cells(driver, "#anim-forward .grid[data-grid='x'] .plane-title")]
     assert titles == ["n=0 c=0 (group 0)", "n=0 c=1 (group 1)"]
     assert "input heights giving output 3: 5, 6" in driver.find_element(By.ID, "oracle-text").text
+    rows = driver.find_elements(By.CSS_SELECTOR, "#overlap tr")
+    shown = [[int(td.text) for td in r.find_elements(By.TAG_NAME, "td")] for r in rows]
+    assert shown == lab.oracle.overlap.astype(int).tolist()
 
 
 def test_step_shows_the_frame_and_the_running_sums(page):

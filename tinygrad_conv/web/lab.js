@@ -198,6 +198,25 @@
     return sec;
   }
 
+  // the oracle's overlap map as a heat map: uneven counts are the checkerboard
+  function buildOverlap(rows) {
+    const max = Math.max(1, ...rows.map((r) => Math.max(...r)));
+    const table = el("table", "overlap");
+    for (const r of rows) {
+      const tr = el("tr");
+      for (const v of r) {
+        const td = el("td", "cell", String(v));
+        const a = v / max;
+        td.style.background = `rgba(26, 95, 180, ${(0.08 + 0.8 * a).toFixed(3)})`;
+        if (a > 0.55) td.style.color = "#fff";
+        tr.appendChild(td);
+      }
+      table.appendChild(tr);
+    }
+    return table;
+  }
+  document.getElementById("overlap").appendChild(buildOverlap(DATA.overlap));
+
   const main = document.getElementById("anims");
   for (const A of DATA.anims) main.appendChild(buildAnim(A));
   document.body.dataset.ready = "1";

@@ -91,6 +91,7 @@ def lab_data(lab: ConvLab, only: str | None = None) -> dict[str, Any]:
         "summary": lab.text().split("\n")[0],
         "checks": lab.checks,
         "oracle": lab.oracle.text,
+        "overlap": [[int(v) for v in row] for row in lab.oracle.overlap],
         "anims": [_anim_data(a) for a in anims],
     }
 
@@ -126,7 +127,8 @@ def _body(data: dict[str, Any]) -> str:
         '<main id="anims"></main>'
         '<section id="oracle"><h2>shape oracle</h2><pre id="oracle-text">'
         + html.escape(data["oracle"])
-        + "</pre></section>"
+        + "</pre><h3>overlap counts of the transposed conv (darker = more taps land there)</h3>"
+        '<div id="overlap"></div></section>'
     )
 
 
