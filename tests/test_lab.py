@@ -531,6 +531,9 @@ def test_bad_input_errors():
     with pytest.raises(TypeError, match=r"conv_lab: x must hold numbers, got dtype <U1"):
         tc.conv_lab((1, 1, 1, 1), (1, 1, 1, 1), x=np.array([[[["a"]]]]))
     with pytest.raises(ValueError) as ei:
+        tc.conv_lab((0, 5, 5, 1), (3, 3, 1, 1))
+    assert str(ei.value) == "conv_lab: x_shape (0, 5, 5, 1) has batch 0: nothing to animate"
+    with pytest.raises(ValueError) as ei:
         tc.conv_lab((1, 5, 5, 1), (3, 3, 1, 1), data_format="NWHC")
     assert str(ei.value) == "conv_lab: data_format must be 'NHWC' or 'NCHW', got 'NWHC'"
     with pytest.raises(ValueError) as ei:

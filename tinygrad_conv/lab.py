@@ -628,6 +628,8 @@ def conv_lab(
     ws = tuple(int(v) for v in w_shape)
     n, h, wd, cin = xs
     kh, kw, cg, cout = ws
+    if n < 1:
+        raise ValueError(f"{_OP}: x_shape {_tuple(x_shape)} has batch {n}: nothing to animate")
     groups = cin // cg
     og = cout // groups
     oh, ow = geom.output_hw
