@@ -132,6 +132,7 @@ def test_play_runs_to_the_end_and_shows_the_result(page):
 
 def _hover(driver, css: str) -> set[str]:
     el = driver.find_element(By.CSS_SELECTOR, css)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
     ActionChains(driver).move_to_element(el).perform()
     return _keys(_cells(driver, "td.cell.hl"))
 
