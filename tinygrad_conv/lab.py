@@ -147,8 +147,10 @@ class Animation:
     """One of the lab's animations (``forward``, ``input_grad`` or ``filter_grad``).
 
     ``frames`` are the main view's frames; ``views`` lists every view (input_grad has the scatter
-    and the gather view, frame for frame in step); ``result`` is the engine op's value (NHWC or
-    HWIO) and ``op`` names it.
+    and the gather view, frame for frame in step); ``result`` is the engine op's value and ``op``
+    names it: forward ``y: [N, Ho, Wo, Cout]``, input_grad ``d_x: [N, H, W, Cin]``, filter_grad
+    ``d_w: [kh, kw, Cin/groups, Cout]`` (NHWC / HWIO whatever data_format). ``grids`` are the
+    arrays the page draws (x on its padded canvas, w, y, dy, zfull, rot180(w), d_x, d_w).
     """
 
     name: str
@@ -174,8 +176,9 @@ class Animation:
         )
 
     def partial(self, k: int, view: str | None = None) -> np.ndarray:
-        """The result as it stands after frames ``0..k`` (``k = -1``: all zeros), from the frames'
-        products alone. ``partial(len(frames) - 1)`` equals :attr:`result`."""
+        """The result (shape of :attr:`result`) as it stands after frames ``0..k`` (``k = -1``: all
+        zeros), from the frames' products alone; ``partial(len(frames) - 1)`` equals
+        :attr:`result`. ``view``: which view's frames (default: the first)."""
         frames = self.view(view).frames if view else self.frames
         if not -1 <= k < len(frames):
             raise IndexError(f"{_OP}: frame {k} out of range 0..{len(frames) - 1} for {self.name}")
