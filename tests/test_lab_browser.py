@@ -10,6 +10,7 @@ import pytest
 from browser import console_errors, open_page, outside_requests
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 
 import tinygrad_conv as tc
 
@@ -86,8 +87,17 @@ def test_step_shows_the_frame_and_the_running_sums(page):
     assert eq.startswith(f"y[{','.join(map(str, f.index))}] = ") and eq.endswith(
         f"= {_fmt(f.partial[-1])}"
     )
+    run = driver.find_element(By.CSS_SELECTOR, f"{sec} .running").text
+    assert run == "running sum: " + " \u2192 ".join(_fmt(v) for v in f.partial)
     driver.find_element(By.CSS_SELECTOR, f"{sec} button.back").click()
     assert driver.find_element(By.CSS_SELECTOR, sec).get_attribute("data-frame") == "1"
+    # the keyboard steps the animation last pointed at
+    driver.find_element(By.CSS_SELECTOR, f"{sec} .eq").click()
+    body = driver.find_element(By.TAG_NAME, "body")
+    body.send_keys(Keys.ARROW_RIGHT, Keys.ARROW_RIGHT)
+    assert driver.find_element(By.CSS_SELECTOR, sec).get_attribute("data-frame") == "3"
+    body.send_keys(Keys.ARROW_LEFT)
+    assert driver.find_element(By.CSS_SELECTOR, sec).get_attribute("data-frame") == "2"
 
 
 def test_input_grad_views_step_together(page):

@@ -93,6 +93,7 @@
       vd.appendChild(el("h3", "", V.title));
       if (V.note) vd.appendChild(el("p", "note", V.note));
       const eq = el("p", "eq"); vd.appendChild(eq);
+      const run = el("p", "eq running"); vd.appendChild(run);
       const row = el("div", "grids");
       for (const gk of [V.source, V.tap, V.target]) {
         const go = buildGrid(A.grids[gk]);
@@ -110,7 +111,7 @@
           for (const key of keys) (termsByKey[key] = termsByKey[key] || []).push(keys);
         }
       });
-      views.push({ V, eq, target: gridObjs[V.key + "/" + V.target], tgtName, srcName, tapName });
+      views.push({ V, eq, run, target: gridObjs[V.key + "/" + V.target], tgtName, srcName, tapName });
     }
 
     let cur = -1, timer = null;
@@ -138,14 +139,14 @@
         for (const key in v.target.cells) {
           for (const td of v.target.cells[key]) td.textContent = key in sums ? fmt(sums[key]) : "";
         }
-        if (cur < 0) { v.eq.textContent = ""; continue; }
+        if (cur < 0) { v.eq.textContent = ""; v.run.textContent = ""; continue; }
         const F = v.V.frames[cur];
         const parts = [];
         for (let k = 0; k < F.x.length; k++) {
           mark(v.tgtName + ":" + quad(F.t, k).join(","), F.k[k] ? "cur-tgt" : "cur-drop");
           mark(v.srcName + ":" + quad(F.s, k).join(","), "cur-src");
           mark(v.tapName + ":" + quad(F.p, k).join(","), "cur-tap");
-          if (parts.length < 12) parts.push(`${fmt(F.a[k])}\u00b7${fmt(F.b[k])}`);
+          if (parts.length < 12) parts.push(`${fmt(F.a[k])}\u00b7${F.b[k] < 0 ? "(" + fmt(F.b[k]) + ")" : fmt(F.b[k])}`);
         }
         const more = F.x.length > 12 ? ` + \u2026 (${F.x.length} products)` : "";
         if (A.name === "input_grad") {
@@ -161,6 +162,10 @@
           const tot = F.x.reduce((s, v2, k) => s + (F.k[k] ? v2 : 0), 0);
           v.eq.textContent = `${v.tgtName}${idxText(F.i)} = ${parts.join(" + ")}${more} = ${fmt(tot)}`;
         }
+        // the running sum after each product (the frame data's partial sums), as the window adds up
+        const r = F.r.filter((x) => x !== null).map(fmt);
+        v.run.textContent = A.name === "input_grad" ? "" :
+          `running sum: ${r.slice(0, 16).join(" \u2192 ")}${r.length > 16 ? " \u2192 \u2026 \u2192 " + r[r.length - 1] : ""}`;
       }
     }
     function stop() { if (timer) { clearInterval(timer); timer = null; } bPlay.textContent = "\u25b6 play"; sec.dataset.playing = "0"; }
@@ -193,6 +198,10 @@
       }
       for (const t of allCells[key] || []) { t.classList.add("hover"); hovered.push(t); }
     });
+    sec.addEventListener("mouseenter", () => { active = api; });
+    sec.addEventListener("click", () => { active = api; });
+    const api = { step: (d) => { stop(); show(cur + d); }, play };
+    if (!active) active = api;
     sec.addEventListener("mouseleave", () => { for (const t of hovered) t.classList.remove("hl", "hover"); hovered.length = 0; });
     show(-1);
     return sec;
@@ -216,6 +225,15 @@
     return table;
   }
   document.getElementById("overlap").appendChild(buildOverlap(DATA.overlap));
+
+  // keyboard: left/right arrows step, space plays/pauses the animation last pointed at
+  let active = null;
+  document.addEventListener("keydown", (ev) => {
+    if (!active || ev.target.closest("input, select, button")) return;
+    if (ev.key === "ArrowRight") { active.step(1); ev.preventDefault(); }
+    else if (ev.key === "ArrowLeft") { active.step(-1); ev.preventDefault(); }
+    else if (ev.key === " ") { active.play(); ev.preventDefault(); }
+  });
 
   const main = document.getElementById("anims");
   for (const A of DATA.anims) main.appendChild(buildAnim(A));

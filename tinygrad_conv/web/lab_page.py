@@ -123,7 +123,8 @@ def _body(data: dict[str, Any]) -> str:
         '<span class="cell ins">0</span> inserted zero <span class="cell cur-src">x</span> '
         'current input <span class="cell cur-tap">w</span> current tap '
         '<span class="cell cur-tgt">y</span> current result '
-        '<span class="cell hl">h</span> contributors of the hovered cell</p></header>'
+        '<span class="cell hl">h</span> contributors of the hovered cell; keys: \u2190 \u2192 '
+        "step, space plays the animation under the pointer</p></header>"
         '<main id="anims"></main>'
         '<section id="oracle"><h2>shape oracle</h2><pre id="oracle-text">'
         + html.escape(data["oracle"])
