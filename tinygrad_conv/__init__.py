@@ -5,6 +5,7 @@ gradients are conv2d and each other), so gradients of gradients work with no ext
 Import as ``import tinygrad_conv as tc``.
 """
 
+from tinygrad_conv.anomaly import detect_anomaly, is_anomaly_enabled
 from tinygrad_conv.autograd import grad
 from tinygrad_conv.explain import explain_conv
 from tinygrad_conv.explore import Explorer, explore
@@ -43,6 +44,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BackwardRecord",
+    "detect_anomaly",
+    "is_anomaly_enabled",
     "BackwardTrace",
     "Function",
     "Source",
@@ -89,3 +92,12 @@ from tinygrad_conv import factories as _factories  # noqa: E402
 from tinygrad_conv.factories import *  # noqa: E402,F403
 
 __all__ += _factories.__all__
+
+# -- PyTorch's dim= wherever axis= is (issue 16): tc.sum(x, dim=1); the ops modules stay unwrapped
+from tinygrad_conv.tensor import accept_dim as _accept_dim  # noqa: E402
+
+for _n in __all__:
+    _f = globals()[_n]
+    if callable(_f) and not isinstance(_f, type):
+        globals()[_n] = _accept_dim(_f)
+del _n, _f

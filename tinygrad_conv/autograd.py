@@ -23,6 +23,7 @@ import numpy as np
 from tinygrad_conv import function as _function
 from tinygrad_conv import grad_mode
 from tinygrad_conv import record as _record
+from tinygrad_conv.anomaly import check_gradients as _anomaly_check
 from tinygrad_conv.function import _released_message
 from tinygrad_conv.tensor import Tensor
 
@@ -32,6 +33,7 @@ def _topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
     order: list[Tensor] = []
     seen: set[int] = set()
     stack: list[tuple[Tensor, bool]] = [(r, False) for r in roots]
+    clock = grad_mode._version_clock
     while stack:
         t, inputs_done = stack.pop()
         if inputs_done:
@@ -43,11 +45,92 @@ def _topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
         node = t._ctx
         if node.released:
             raise RuntimeError(_released_message(node))
+        if node.__dict__["_v"] != clock:  # something was modified in place since this node ran
+            _check_versions(node, t)
         stack.append((t, True))
         for inp in node.inputs:  # type: ignore[union-attr]
             if inp._ctx is not None and id(inp) not in seen:
                 stack.append((inp, False))
     return order
+
+
+def _check_versions(node: Any, out: Tensor) -> None:
+    """Before backward runs ``node``: the tensors it reads must be as they were in the forward.
+
+    An input replaced by an in-place op with grad on (``out += identity``) is put back to its state
+    at the time the node ran (``Tensor._history``), so the graph and the values stay those of the
+    forward. A tensor the node's backward reads (the inputs its declared ``vjp`` rules name for the
+    gradients it must produce, every input if undeclared, ``out`` if named, its saved Tensors)
+    that was modified in place after the node ran raises PyTorch's error instead of a silently
+    wrong gradient.
+    """
+    stamp = node.__dict__["_v"]
+    inputs = node.inputs
+    needed, reads_out = _reads(node)
+    labels = node.input_labels()
+    fixed: list[Tensor] | None = None
+    for i, inp in enumerate(inputs):
+        version = getattr(inp, "_version", 0)
+        if version <= stamp:
+            continue
+        for clock, old in getattr(inp, "_history", ()):
+            if clock > stamp:  # the first rebase after this node ran replaced the state it used
+                if fixed is None:
+                    fixed = list(inputs)
+                fixed[i] = inp = old
+                version = getattr(old, "_version", 0)
+                break
+        if version > stamp and i in needed:
+            raise RuntimeError(_modified_message(node, f"its input {labels[i]!r}", inp))
+    if fixed is not None:
+        node.inputs = tuple(fixed)
+    saved_names = type(node).saved_names
+    for k, value in enumerate(node.__dict__["_saved"]):
+        if isinstance(value, Tensor) and getattr(value, "_version", 0) > stamp:
+            what = (
+                f"its saved value {saved_names[k]!r}" if k < len(saved_names) else "a saved value"
+            )
+            raise RuntimeError(_modified_message(node, what, value))
+    if reads_out and getattr(out, "_version", 0) > stamp:
+        raise RuntimeError(_modified_message(node, "its output 'out'", out))
+
+
+def _reads(node: Any) -> tuple[set[int], bool]:
+    """Indices of the inputs ``node``'s backward reads, and whether it reads its output, from its
+    declared ``vjp`` rules for the inputs that need a gradient (undeclared: everything)."""
+    rules = node.declared_vjp()
+    n = len(node.needs_input_grad)
+    if rules is None:
+        return set(range(n)), True
+    labels = node.input_labels()
+    names: set[str] = set()
+    for label, need in zip(labels, node.needs_input_grad, strict=True):
+        rule = rules.get(label)
+        if not need:
+            continue
+        if rule is None:  # an input without a rule: assume the backward reads everything
+            return set(range(n)), True
+        stack = [_record.parse_rule(rule)]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, tuple):
+                stack.extend(item[1])
+            else:
+                names.add(item)
+    return {i for i, label in enumerate(labels) if label in names}, "out" in names
+
+
+def _modified_message(node: Any, what: str, t: Tensor) -> str:
+    return (
+        f"{node.name}: one of the variables needed for gradient computation has been modified "
+        f"by an inplace operation: {what} (shape {t.shape}, dtype {t.dtype}{_named(t)}) was "
+        f"changed after {node.name} used it in the forward. Hint: do the in-place update after "
+        "backward(), write it out of place (x = x + y), or modify a clone() of the tensor."
+    )
+
+
+def _named(t: Tensor) -> str:
+    return f", name {t.name!r}" if t.name else ""
 
 
 def _as_gradient(root: Tensor, gradient: Any) -> Tensor:
@@ -134,7 +217,7 @@ def _run(
             if t._hooks:
                 g = _apply_hooks(t, g)
             if t._retains_grad and capture is None:
-                t.grad = _accumulate(t.grad, g, create_graph)
+                t._grad = _accumulate(t._grad, g, create_graph)
             if capture is not None and id(t) in capture:
                 captured[id(t)] = (t, g)
             node = t._ctx
@@ -146,13 +229,15 @@ def _run(
             finally:
                 _function._pass_log = outer
             in_grads = _check_grads(node, in_grads)
+            if grad_mode._anomaly is not None:
+                _anomaly_check(node, in_grads)
             inputs = node.inputs
             fitted: list[Tensor | None] = []
             for inp, gi, need in zip(inputs, in_grads, node.needs_input_grad, strict=True):
                 if not need or gi is None:
                     fitted.append(None)
                     continue
-                gd, xd = gi.data, inp.data
+                gd, xd = gi._data, inp._data
                 if gd.shape != xd.shape or gd.dtype != xd.dtype:  # (fast path: nothing to fit)
                     gi = _fit_to_input(gi, inp, node)
                 fitted.append(gi)
@@ -223,7 +308,7 @@ def _write_record(
     inputs = node.inputs
     saved_values = d["_saved"]
     saved = (
-        tuple([(id(v), id(v.data) if type(v) is Tensor else None) for v in saved_values])
+        tuple([(id(v), id(v._data) if type(v) is Tensor else None) for v in saved_values])
         if saved_values
         else ()
     )
@@ -238,7 +323,7 @@ def _write_record(
             (
                 ctx.name,
                 attrs,
-                result.data.shape,
+                result._data.shape,
                 tuple(map(id, operands)),
                 tuple(map(id, map(_data, operands))),
                 tuple(map(_data_shape, operands)),
@@ -251,7 +336,7 @@ def _write_record(
             grads.append(None)
             continue
         gi = returned[i]
-        gd, fd = gi.data, fi.data  # type: ignore[union-attr]
+        gd, fd = gi._data, fi._data  # type: ignore[union-attr]
         grads.append((id(gi), id(gd), gd.shape, fd.shape, gd.dtype, fd.dtype))
     passes = d.get("_passes", 0) + 1
     d["_passes"] = passes
@@ -261,7 +346,7 @@ def _write_record(
         passes,
         id(g),
         id(out),
-        id(out.data),
+        id(out._data),
         tuple(map(id, inputs)),
         tuple(map(id, map(_data, inputs))),
         saved,
@@ -271,8 +356,8 @@ def _write_record(
     )
 
 
-_data = operator.attrgetter("data")
-_data_shape = operator.attrgetter("data.shape")
+_data = operator.attrgetter("_data")
+_data_shape = operator.attrgetter("_data.shape")
 _MAY_HOLD_ARRAYS = frozenset({np.ndarray, tuple, list})
 
 
@@ -398,7 +483,7 @@ def backward(
     retain = create_graph if retain_graph is None else retain_graph
     leaf_grads = _run(roots, seeds, retain, create_graph, capture=None)
     for leaf, g in leaf_grads.values():
-        leaf.grad = _accumulate(leaf.grad, g, create_graph)
+        leaf._grad = _accumulate(leaf._grad, g, create_graph)
 
 
 def grad(

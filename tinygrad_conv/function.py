@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 
+from tinygrad_conv import anomaly as _anomaly
 from tinygrad_conv import grad_mode
 from tinygrad_conv import record as _record_module
 from tinygrad_conv import scope as _scope
@@ -67,7 +68,7 @@ _new_tuple = tuple.__new__  # NamedTuple's own __new__ is a Python function: thi
 
 
 def _edge(t: Tensor) -> Edge:
-    data = t.data
+    data = t._data
     if t._ctx is not None:
         return _new_tuple(Edge, (data.shape, data.dtype, t.name, True, t._ctx, None, _ref(t)))
     if t.requires_grad:
@@ -195,7 +196,7 @@ class Function:
         info = self.__dict__.get("_out_info")
         if info is None:
             out = self.output
-            info = (out.data.shape, out.data.dtype) if out is not None else ((), np.dtype("f8"))
+            info = (out._data.shape, out._data.dtype) if out is not None else ((), np.dtype("f8"))
         return info
 
     def input_labels(self) -> tuple[str, ...]:
@@ -245,7 +246,7 @@ class Function:
         edges = d.get("_edges") if inputs is None else tuple([_edge(t) for t in inputs])
         ref = d.get("_output_ref")
         out = None if ref is None else ref()
-        info = d.get("_out_info") if out is None else (out.data.shape, out.data.dtype)
+        info = d.get("_out_info") if out is None else (out._data.shape, out._data.dtype)
         keep = {
             "attrs": attrs,
             "needs_input_grad": d["needs_input_grad"],
@@ -279,8 +280,10 @@ class Function:
             "needs_input_grad": needs if record else (False,) * len(tensors),
             "released": False,
             "_saved": (),
+            # the in-place clock now: backward checks this node's tensors only if it has moved
+            "_v": grad_mode._version_clock,
         }
-        out_data = cls.forward(ctx, *[t.data for t in tensors], **attrs)
+        out_data = cls.forward(ctx, *[t._data for t in tensors], **attrs)
         if type(out_data) is not np.ndarray:
             out_data = np.asarray(out_data)
         out = _Tensor._from_op(out_data, record)
@@ -289,6 +292,8 @@ class Function:
             d["inputs"] = tensors
             d["_output_ref"] = weakref.ref(out)
             d["scope"] = _scope._current  # the modules being called, for drawings by module
+            if grad_mode._anomaly is not None:  # only inside detect_anomaly(): the user's line
+                d["_where"] = _anomaly.where()
             out._ctx = ctx
         if _pass_log is not None:
             _pass_log.calls.append((ctx, tensors, out))

@@ -13,6 +13,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _grad_enabled: bool = True
 
+#: The in-place clock: how many in-place modifications of tensors have happened in this process
+#: (``t += x``, ``t.add_(...)``, ``t.data = ...``). Each graph node stamps it when created and each
+#: modified tensor stamps it in ``Tensor._version``; a backward checks a node's tensors only when
+#: the clock has moved since the node's stamp (autograd._check_versions), so the common case
+#: costs one comparison per node.
+_version_clock: int = 0
+
+#: ``None`` outside ``detect_anomaly()``; inside, ``(check_nan, check_inf)`` (tinygrad_conv.anomaly).
+_anomaly: tuple[bool, bool] | None = None
+
 
 def is_grad_enabled() -> bool:
     """Return True when new ops are recorded into the autograd graph."""

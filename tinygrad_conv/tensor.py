@@ -7,6 +7,11 @@ forwards to them (imported at the bottom of this module, because ops build Tenso
 
 from __future__ import annotations
 
+import functools
+import inspect
+import operator
+import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -29,14 +34,39 @@ def _to_array(data: ArrayLike, dtype: Any = None) -> np.ndarray:
     if isinstance(data, Tensor):
         data = data.data
     if isinstance(data, np.ndarray):
+        if data.dtype.kind in "OUSVM":
+            raise TypeError(
+                f"tensor(): cannot build a numeric tensor from an ndarray of dtype {data.dtype} "
+                f"(shape {data.shape}); convert it to numbers first"
+            )
         return data if dtype is None or data.dtype == dtype else data.astype(dtype)
     if isinstance(data, np.generic):
         return np.asarray(data, dtype=dtype)
-    arr = np.asarray(data, dtype=dtype)
+    if data is None:
+        raise TypeError("tensor(): cannot build a tensor from None (give numbers or an array)")
+    if isinstance(data, (str, bytes)):
+        raise TypeError(f"tensor(): cannot build a numeric tensor from a string ({data!r:.40})")
+    try:
+        arr = np.asarray(data, dtype=dtype)
+    except ValueError as e:
+        if "inhomogeneous" in str(e) or "sequence" in str(e):
+            raise ValueError(
+                "tensor(): the nested lists have different lengths (a ragged list); every row "
+                "must have the same length to make a rectangular tensor"
+            ) from None
+        raise ValueError(f"tensor(): cannot convert the data to dtype {dtype}: {e}") from None
+    except TypeError as e:
+        raise TypeError(f"tensor(): cannot build a tensor of dtype {dtype}: {e}") from None
     if dtype is None and arr.dtype == np.float64:
         arr = arr.astype(DEFAULT_FLOAT)  # Python floats -> float32 like torch.tensor / tf.constant
-    if arr.dtype == object:
-        raise TypeError(f"tensor(): cannot build a numeric tensor from {type(data).__name__}")
+    if arr.dtype.kind in "OUSVM":  # objects, strings, records, datetimes: not numbers
+        what = type(data).__name__
+        if arr.dtype.kind in "US":
+            what += " of strings"
+        raise TypeError(
+            f"tensor(): cannot build a numeric tensor from {what} (numpy dtype {arr.dtype}); "
+            "give numbers (bool, int, float), nested lists of numbers or a numeric ndarray"
+        )
     return arr
 
 
@@ -50,18 +80,24 @@ class Tensor:
         name: optional label used by error messages and graph drawings.
     """
 
+    # ``data`` and ``grad`` are properties over the ``_data``/``_grad`` slots (defined after the
+    # class): assigning ``t.data`` (also ``t.data -= x``) bumps the version counter, and reading
+    # ``.grad`` of a non-leaf warns. The engine reads the slots directly (no property cost).
+    # ``_version`` (the in-place clock when this tensor was last modified in place) and
+    # ``_history`` (the states an in-place op with grad on replaced) stay unset until an in-place
+    # op: creating a tensor costs nothing more.
     __slots__ = (
-        "data",
+        "_data",
         "requires_grad",
-        "grad",
+        "_grad",
         "_ctx",
         "name",
         "_retains_grad",
         "_hooks",
+        "_version",
+        "_history",
         "__weakref__",
     )
-    # Make numpy defer to our reflected operators: ndarray + Tensor -> Tensor.__radd__.
-    __array_ufunc__ = None
 
     def __init__(
         self,
@@ -70,8 +106,8 @@ class Tensor:
         dtype: Any = None,
         name: str | None = None,
     ) -> None:
-        self.data: np.ndarray = _to_array(data, dtype)
-        self.grad: Tensor | None = None
+        self._data: np.ndarray = _to_array(data, dtype)
+        self._grad: Tensor | None = None
         self._ctx: Function | None = None
         self.name = name
         self._retains_grad = False
@@ -84,8 +120,8 @@ class Tensor:
     def _from_op(cls, data: np.ndarray, requires_grad: bool) -> Tensor:
         """Fast constructor used by ``Function.apply`` (no conversion, no checks)."""
         t = cls.__new__(cls)
-        t.data = data
-        t.grad = None
+        t._data = data
+        t._grad = None
         t._ctx = None
         t.name = None
         t._retains_grad = False
@@ -97,22 +133,22 @@ class Tensor:
     @property
     def shape(self) -> tuple[int, ...]:
         """The shape of ``data``."""
-        return self.data.shape
+        return self._data.shape
 
     @property
     def dtype(self) -> np.dtype:
         """The numpy dtype of ``data``."""
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def ndim(self) -> int:
         """Number of dimensions."""
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
-        """Number of elements."""
-        return self.data.size
+        """Number of elements (an int, NumPy's meaning; PyTorch's ``size()`` is ``shape``)."""
+        return self._data.size
 
     @property
     def is_leaf(self) -> bool:
@@ -411,14 +447,148 @@ class Tensor:
         return _ops.reshape(self, shape[0] if len(shape) == 1 else shape)  # type: ignore[arg-type]
 
     def transpose(self, *axes: int | Sequence[int]) -> Tensor:
-        """Permute axes NumPy-style (no argument reverses them)."""
-        if len(axes) == 1 and not isinstance(axes[0], int):
+        """Two axes: swap them (PyTorch's ``transpose(0, 1)``); three or more, or one sequence:
+        permute them (NumPy's); no argument reverses all axes."""
+        if len(axes) == 2 and isinstance(axes[0], _INTS) and isinstance(axes[1], _INTS):
+            # NumPy's two-axis call is a permutation of a 2-d array (the identity for (0, 1)),
+            # which nobody means: PyTorch's meaning
+            return _ops.swapaxes(self, axes[0], axes[1])
+        if len(axes) == 1 and not isinstance(axes[0], _INTS):
             axes = tuple(axes[0])  # type: ignore[arg-type]
         return _ops.transpose(self, axes or None)  # type: ignore[arg-type]
 
     def permute(self, *axes: int | Sequence[int]) -> Tensor:
-        """Permute axes (PyTorch's name for NumPy's transpose with axes)."""
-        return self.transpose(*axes)
+        """Permute axes (PyTorch's name for NumPy's transpose with axes), e.g. ``permute(0, 3, 1, 2)``."""
+        if len(axes) == 1 and not isinstance(axes[0], _INTS):
+            axes = tuple(axes[0])  # type: ignore[arg-type]
+        return _ops.transpose(self, axes)  # type: ignore[arg-type]
+
+    def view(self, *shape: int | Sequence[int]) -> Tensor:
+        """PyTorch's name for ``reshape`` (same data, new shape; one entry may be -1)."""
+        return self.reshape(*shape)
+
+    def dim(self) -> int:
+        """Number of dimensions (PyTorch's name for ``ndim``)."""
+        return self._data.ndim
+
+    def numel(self) -> int:
+        """Number of elements (PyTorch's name for ``size``)."""
+        return self._data.size
+
+    def clone(self) -> Tensor:
+        """A copy of the data that stays in the graph (the gradient flows back unchanged)."""
+        return _ops.clone(self)
+
+    def to(self, dtype: Any) -> Tensor:
+        """Convert to ``dtype`` (a numpy dtype, its name, or a Tensor whose dtype to take);
+        ``'cpu'`` returns self (numpy is the only device)."""
+        if isinstance(dtype, Tensor):
+            dtype = dtype._data.dtype
+        if isinstance(dtype, str) and dtype.lower() == "cpu":
+            return self
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(
+                f"to(): expected a dtype (np.float32, 'float64', ...) or 'cpu', got {dtype!r}"
+            ) from None
+        return self if dt == self._data.dtype else _ops.cast(self, dt)
+
+    def __float__(self) -> float:
+        if self._data.size != 1:
+            raise TypeError(
+                f"float(): only a one-element tensor can be converted to a Python float; "
+                f"this one has shape {self.shape}"
+            )
+        return float(self._data.reshape(()))
+
+    def __int__(self) -> int:
+        if self._data.size != 1:
+            raise TypeError(
+                f"int(): only a one-element tensor can be converted to a Python int; "
+                f"this one has shape {self.shape}"
+            )
+        return int(self._data.reshape(()))
+
+    def __index__(self) -> int:
+        if self._data.size != 1 or self._data.dtype.kind not in "iub":
+            raise TypeError(
+                f"only a one-element integer tensor can be used as an index; got dtype "
+                f"{self.dtype} and shape {self.shape}"
+            )
+        return int(self._data.reshape(()))
+
+    # -- in-place ops (PyTorch's semantics; see _inplace_binary) ------------------------------------
+    def __iadd__(self, other: ArrayLike) -> Tensor:
+        return _inplace_binary(self, "add_", np.add, _ops.add, other)
+
+    def __isub__(self, other: ArrayLike) -> Tensor:
+        return _inplace_binary(self, "sub_", np.subtract, _ops.sub, other)
+
+    def __imul__(self, other: ArrayLike) -> Tensor:
+        return _inplace_binary(self, "mul_", np.multiply, _ops.mul, other)
+
+    def __itruediv__(self, other: ArrayLike) -> Tensor:
+        return _inplace_binary(self, "div_", np.true_divide, _ops.div, other)
+
+    def add_(self, other: ArrayLike, alpha: float | None = None) -> Tensor:
+        """self += alpha * other in place (PyTorch's ``add_``); returns self."""
+        if alpha is not None:
+            other = _scaled(other, alpha)
+        return _inplace_binary(self, "add_", np.add, _ops.add, other)
+
+    def sub_(self, other: ArrayLike, alpha: float | None = None) -> Tensor:
+        """self -= alpha * other in place; returns self."""
+        if alpha is not None:
+            other = _scaled(other, alpha)
+        return _inplace_binary(self, "sub_", np.subtract, _ops.sub, other)
+
+    def mul_(self, other: ArrayLike) -> Tensor:
+        """self *= other in place; returns self."""
+        return _inplace_binary(self, "mul_", np.multiply, _ops.mul, other)
+
+    def div_(self, other: ArrayLike) -> Tensor:
+        """self /= other in place (true division); returns self."""
+        return _inplace_binary(self, "div_", np.true_divide, _ops.div, other)
+
+    def zero_(self) -> Tensor:
+        """Fill with zeros in place; returns self."""
+        return self.fill_(0)
+
+    def fill_(self, value: float | int | bool | ArrayLike) -> Tensor:
+        """Fill with one value in place (a Python number or a one-element tensor); returns self."""
+        if isinstance(value, Tensor):
+            if value._data.size != 1:
+                raise ValueError(
+                    f"fill_: the value must be a number or a one-element tensor, got shape "
+                    f"{value.shape}"
+                )
+            value = value._data.reshape(())[()]
+        if not isinstance(value, (bool, int, float, np.generic)):
+            raise TypeError(f"fill_: the value must be a number, got {type(value).__name__}")
+        # with a graph: where(all False, old, value) has exactly ``value`` and a zero gradient
+        # for the old values (0 * old would turn an inf into nan)
+        return _inplace_unary(
+            self,
+            "fill_",
+            lambda t: _ops.where(np.zeros(t.shape, bool), t, np.full(t.shape, value, t.dtype)),
+            value,
+        )
+
+    def copy_(self, src: ArrayLike) -> Tensor:
+        """Copy ``src`` (broadcast to self's shape, cast to self's dtype) into self in place;
+        gradients flow to ``src``; returns self."""
+        return _inplace_copy(self, src)
+
+    def clamp_(self, min: float | None = None, max: float | None = None) -> Tensor:  # noqa: A002
+        """Clamp to [min, max] in place; returns self."""
+        if min is None and max is None:
+            raise ValueError("clamp_: at least one of min and max must be given")
+        return _inplace_unary(self, "clamp_", lambda t: _ops.clip(t, min, max), (min, max))
+
+    # ndarray OP Tensor and numpy ufuncs on Tensors: see _tensor_array_ufunc
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        return _tensor_array_ufunc(ufunc, method, inputs, kwargs)
 
     def swapaxes(self, axis1: int, axis2: int) -> Tensor:
         """Exchange two axes."""
@@ -707,9 +877,7 @@ class Tensor:
         """Reverse along ``axis`` (all axes by default)."""
         return _ops.flip(self, axis)
 
-    def roll(
-        self, shifts: int | Sequence[int], axis: int | Sequence[int] | None = None
-    ) -> Tensor:
+    def roll(self, shifts: int | Sequence[int], axis: int | Sequence[int] | None = None) -> Tensor:
         """Cyclic shift along ``axis``."""
         return _ops.roll(self, shifts, axis)
 
@@ -756,6 +924,340 @@ class Tensor:
     def masked_fill(self, mask: ArrayLike, value: float) -> Tensor:
         """``value`` where ``mask`` is true."""
         return _ops.masked_fill(self, mask, value)
+
+
+_INTS = (int, np.integer)
+
+
+# -- data and grad: properties over slots ----------------------------------------------------------
+def _set_data(self: Tensor, value: Any) -> None:
+    """``t.data = array`` (also the store of ``t.data -= x``): the tensor's values change, so its
+    version moves and a backward that needs the old values raises instead of using new ones."""
+    if type(value) is not np.ndarray:
+        if isinstance(value, Tensor):
+            value = value._data
+        else:
+            value = _to_array(value)
+    self._data = value
+    _bump(self)
+
+
+def _get_grad(self: Tensor) -> Tensor | None:
+    if self._ctx is not None and not self._retains_grad:
+        warnings.warn(
+            "The .grad attribute of a Tensor that is not a leaf Tensor is being accessed. Its "
+            ".grad attribute won't be populated during backward(). If you want the gradient of "
+            "a non-leaf Tensor, call .retain_grad() on it before backward(), or use "
+            "tc.grad(loss, [tensor]).",
+            UserWarning,
+            stacklevel=2,
+        )
+    return self._grad
+
+
+def _set_grad(self: Tensor, value: Tensor | None) -> None:
+    self._grad = value
+
+
+# the getter is C-level (operator.attrgetter): reading .data costs ~60 ns more than a slot, and the
+# engine's hot paths read the slot itself
+Tensor.data = property(  # type: ignore[assignment,method-assign]
+    operator.attrgetter("_data"),
+    _set_data,
+    doc="The values (an ndarray, no copy). Assigning to it (also ``t.data -= x``) counts as an "
+    "in-place modification.",
+)
+Tensor.grad = property(  # type: ignore[assignment,method-assign]
+    _get_grad,
+    _set_grad,
+    doc="The accumulated gradient of a leaf (or of a non-leaf after ``retain_grad()``).",
+)
+
+
+# -- in-place ops ---------------------------------------------------------------------------------
+def _bump(t: Tensor) -> None:
+    """Count one in-place modification of ``t`` on the global clock and stamp ``t`` with it.
+
+    Every graph node stamps the clock when it is created (``Function.apply``); at backward, a node
+    whose stamp is behind the clock checks the tensors its backward reads (autograd).
+    """
+    clock = grad_mode._version_clock + 1
+    grad_mode._version_clock = clock
+    t._version = clock
+
+
+def _leaf_error(op: str, t: Tensor) -> RuntimeError:
+    return RuntimeError(
+        f"{op}: a leaf Variable that requires grad is being used in an in-place operation "
+        f"(tensor of shape {t.shape}). To update a parameter, do it under `with tc.no_grad():` "
+        "(e.g. `w -= lr * w.grad`); to start a new computation, use an out-of-place op "
+        "(`y = w + x`) or `w.detach()`."
+    )
+
+
+def _scaled(other: ArrayLike, alpha: float) -> ArrayLike:
+    if isinstance(other, Tensor):
+        return _ops.mul(other, alpha)
+    return np.multiply(_to_array(other), alpha)
+
+
+def _result_dtype(ufunc: np.ufunc, data: np.ndarray, other: Any) -> np.dtype:
+    """The dtype ``ufunc(data, other)`` has (NumPy's rules, Python scalars weak), on one element."""
+    one = other if not isinstance(other, np.ndarray) else other.reshape(-1)[:1]
+    return ufunc(np.zeros(1, data.dtype), one).dtype
+
+
+def _check_result(op: str, t: Tensor, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    """An in-place result must keep ``t``'s shape and be castable to its dtype (PyTorch's rules)."""
+    if shape != t._data.shape:
+        raise ValueError(
+            f"{op}: output with shape {t.shape} doesn't match the broadcast shape {shape} "
+            "(an in-place op cannot change the shape of the tensor it writes into)"
+        )
+    if not np.can_cast(dtype, t._data.dtype, casting="same_kind"):
+        raise TypeError(
+            f"{op}: result type {dtype} can't be cast to the desired output type "
+            f"{t._data.dtype} (convert first: `t = t.astype({dtype.name!r})`, or write the result "
+            "out of place)"
+        )
+
+
+def _writable(t: Tensor) -> np.ndarray:
+    """``t``'s array, replaced by a private copy when numpy marks it read-only (a broadcast view)."""
+    data = t._data
+    if not data.flags.writeable:
+        data = t._data = data.copy()
+    return data
+
+
+def _needs_graph(t: Tensor, other: Any) -> bool:
+    return grad_mode._grad_enabled and (
+        t.requires_grad or (isinstance(other, Tensor) and other.requires_grad)
+    )
+
+
+def _rebase(t: Tensor, op: str, compute: Callable[[Tensor], Tensor]) -> Tensor:
+    """In-place op with grad mode on, on a non-leaf (``out += identity``) or with an operand that
+    requires grad: compute the result out of place from a shallow copy of ``t`` that keeps the old
+    node, then let the same Tensor object take the new value and node (no cycle in the graph).
+
+    Nodes that used ``t`` before keep seeing its old state: the copy is kept in ``t._history`` and
+    the engine puts it back into their inputs at backward (autograd._check_versions).
+    """
+    if t._ctx is None and t.requires_grad:
+        raise _leaf_error(op, t)
+    old = Tensor._from_op(t._data, t.requires_grad)
+    old.name = t.name
+    node = t._ctx
+    if node is not None:
+        old._ctx = node
+        node.__dict__["_output_ref"] = weakref.ref(old)
+    version = getattr(t, "_version", None)
+    if version is not None:
+        old._version = version
+    history = getattr(t, "_history", None)
+    if history is not None:
+        old._history = history
+    new = compute(old)
+    _check_result(op, t, new._data.shape, new._data.dtype)
+    if new._data.dtype != t._data.dtype:
+        new = _ops.cast(new, t._data.dtype)
+    t._data = new._data
+    t._ctx = new._ctx
+    t.requires_grad = new.requires_grad
+    if new._ctx is not None:
+        new._ctx.__dict__["_output_ref"] = weakref.ref(t)
+    _bump(t)
+    t._history = (*(history or ()), (t._version, old))
+    return t
+
+
+def _inplace_binary(
+    t: Tensor, op: str, ufunc: np.ufunc, out_of_place: Callable[..., Tensor], other: Any
+) -> Tensor:
+    """``t op= other`` on the same Tensor object, as PyTorch does it.
+
+    No graph to record (grad mode off, or nothing requires grad): numpy writes into ``t``'s array
+    (``other`` broadcast to ``t``'s shape; the result must be castable to ``t``'s dtype). With a
+    graph: an error on a leaf that requires grad, else :func:`_rebase`.
+    """
+    if _needs_graph(t, other):
+        return _rebase(t, op, lambda old: out_of_place(old, other))
+    arr = other._data if isinstance(other, Tensor) else other
+    if not isinstance(arr, (np.ndarray, np.generic, bool, int, float)):
+        try:
+            arr = _to_array(arr)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{op}: cannot use {type(other).__name__} as an operand: {e}") from None
+    data = t._data
+    shape = np.shape(arr)
+    try:
+        full = np.broadcast_shapes(data.shape, shape)
+    except ValueError:
+        raise ValueError(
+            f"{op}: operand of shape {shape} cannot be broadcast to the tensor's shape {data.shape}"
+        ) from None
+    _check_result(op, t, full, _result_dtype(ufunc, data, arr))
+    ufunc(_writable(t), arr, out=t._data, casting="same_kind")
+    _bump(t)
+    return t
+
+
+def _inplace_unary(t: Tensor, op: str, compute: Callable[[Tensor], Tensor], arg: Any) -> Tensor:
+    """fill_/clamp_: numpy in place without a graph, :func:`_rebase` with one."""
+    if _needs_graph(t, None):
+        return _rebase(t, op, compute)
+    data = _writable(t)
+    if op == "fill_":
+        if not np.can_cast(np.result_type(data, arg), data.dtype, casting="same_kind"):
+            raise TypeError(
+                f"fill_: value {arg!r} can't be cast to the tensor's dtype {data.dtype}"
+            )
+        data[...] = arg
+    else:
+        lo, hi = arg
+        np.clip(data, lo, hi, out=data, casting="same_kind")
+    _bump(t)
+    return t
+
+
+def _inplace_copy(t: Tensor, src: Any) -> Tensor:
+    """copy_: values of ``src`` (broadcast, cast) into ``t``; with a graph the gradient goes to src."""
+    s = src if isinstance(src, Tensor) else Tensor(_to_array(src))
+    try:
+        full = np.broadcast_shapes(t._data.shape, s._data.shape)
+    except ValueError:
+        full = None
+    if full != t._data.shape:
+        raise ValueError(
+            f"copy_: source of shape {s.shape} cannot be broadcast to the tensor's shape {t.shape}"
+        )
+    if _needs_graph(t, s):
+        if t._ctx is None and t.requires_grad:
+            raise _leaf_error("copy_", t)
+        dtype = t._data.dtype
+        return _rebase(t, "copy_", lambda old: _ops.cast(_ops.broadcast_to(s, old.shape), dtype))
+    np.copyto(_writable(t), s._data, casting="unsafe")  # copy_ casts like PyTorch's
+    _bump(t)
+    return t
+
+
+_UFUNC_OPS: dict[np.ufunc, str] = {}
+
+
+def _tensor_array_ufunc(
+    ufunc: np.ufunc, method: str, inputs: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Any:
+    """numpy calls this for ``ndarray OP Tensor`` and for ufuncs given a Tensor.
+
+    * an ndarray output (``w.data += -lr * w.grad``, micrograd's habit): plain numpy on the
+      Tensors' values, written into that array (no graph: it is an update of values);
+    * the operators (``ndarray + Tensor``, ``np.float32(2) * t``, comparisons): the Tensor op,
+      differentiable as with the operands swapped;
+    * anything else: an error naming what to call instead.
+    """
+    out = kwargs.get("out")
+    if out is not None:
+        if method == "__call__" and all(type(o) is np.ndarray for o in out):
+            arrays = [x._data if isinstance(x, Tensor) else x for x in inputs]
+            try:
+                shape = np.broadcast_shapes(*[np.shape(a) for a in arrays])
+            except ValueError:
+                shape = None
+            if shape is None or shape != out[0].shape:
+                shapes = " and ".join(str(np.shape(a)) for a in arrays)
+                raise ValueError(
+                    f"{ufunc.__name__} into an ndarray of shape {out[0].shape} (e.g. "
+                    f"`w.data += x`): operands of shapes {shapes} do not broadcast to it"
+                )
+            return ufunc(*arrays, **kwargs)
+        raise TypeError(
+            f"numpy {ufunc.__name__}(..., out=Tensor): write into a Tensor with its in-place "
+            "methods (t += x, t.add_(x), t.copy_(x)) or into t.data"
+        )
+    if method == "__call__" and not kwargs:
+        name = _UFUNC_OPS.get(ufunc)
+        if name is not None:
+            return getattr(_ops, name)(*inputs) if name[0] != "_" else _COMPARE[name](*inputs)
+    raise TypeError(
+        f"numpy's {ufunc.__name__} ({method}) was given a Tensor: call the tinygrad_conv op "
+        f"(e.g. tc.{ufunc.__name__}(t) or a Tensor method) to stay in the graph, or pass "
+        "t.numpy() to numpy for plain values"
+    )
+
+
+def _compare(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> Callable[..., Tensor]:
+    return lambda a, b: Tensor(fn(_to_array(a), _to_array(b)))
+
+
+_COMPARE: dict[str, Callable[..., Tensor]] = {
+    "_less": _compare(np.less),
+    "_less_equal": _compare(np.less_equal),
+    "_greater": _compare(np.greater),
+    "_greater_equal": _compare(np.greater_equal),
+    "_equal": _compare(np.equal),
+    "_not_equal": _compare(np.not_equal),
+}
+_UFUNC_OPS.update(
+    {
+        np.add: "add",
+        np.subtract: "sub",
+        np.multiply: "mul",
+        np.true_divide: "div",
+        np.power: "pow",
+        np.matmul: "matmul",
+        np.remainder: "remainder",
+        np.floor_divide: "floor_divide",
+        np.less: "_less",
+        np.less_equal: "_less_equal",
+        np.greater: "_greater",
+        np.greater_equal: "_greater_equal",
+        np.equal: "_equal",
+        np.not_equal: "_not_equal",
+    }
+)
+
+
+# -- dim= wherever axis= is ----------------------------------------------------------------------
+#: NumPy's argument name -> PyTorch's
+_DIM_ALIASES = {"axis": "dim", "start_axis": "start_dim", "end_axis": "end_dim"}
+
+
+def accept_dim(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` also accepting PyTorch's ``dim=`` (``start_dim=``/``end_dim=``) for its ``axis=``
+    (``start_axis=``/``end_axis=``) argument; both at once is a TypeError. ``fn`` itself when it
+    has no axis argument."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return fn
+    aliases = {alias: name for name, alias in _DIM_ALIASES.items() if name in params}
+    if not aliases or any(alias in params for alias in aliases):
+        return fn
+    op = fn.__name__
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if kwargs:
+            for alias, name in aliases.items():
+                if alias in kwargs:
+                    if name in kwargs:
+                        raise TypeError(
+                            f"{op}(): got both {name}= and {alias}= (NumPy's and PyTorch's names "
+                            "of the same argument); pass one of them"
+                        )
+                    kwargs[name] = kwargs.pop(alias)
+        return fn(*args, **kwargs)
+
+    return wrapper
+
+
+for _name, _value in list(vars(Tensor).items()):
+    if callable(_value) and not _name.startswith("__") and not isinstance(_value, type):
+        _wrapped = accept_dim(_value)
+        if _wrapped is not _value:
+            setattr(Tensor, _name, _wrapped)
+del _name, _value
 
 
 class _HookHandle:

@@ -404,9 +404,10 @@ def _tensor_label(box: _TensorBox, name: str | None, show_values: bool, is_root:
     t = box.tensor
     if show_values and t is not None:
         lines.append(_values_text("data", t.data))
-    if t is not None and t.grad is not None:
-        graph = "  (graph)" if t.grad._ctx is not None else ""
-        lines.append(_values_text("grad", t.grad.data) + graph)
+    grad = None if t is None else t._grad  # the slot: a non-leaf's .grad property would warn
+    if grad is not None:
+        graph = "  (graph)" if grad._ctx is not None else ""
+        lines.append(_values_text("grad", grad.data) + graph)
     return lines
 
 

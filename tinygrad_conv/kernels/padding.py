@@ -333,6 +333,7 @@ def conv_geometry(
         raise ValueError(
             f"{op}: input channels {c} (input shape {xs}, {data_format}) must be a multiple of "
             f"the filter's in-channels {cg} (filter shape {fs}, HWIO)"
+            + layout_hint(xs, fs, c, data_format[-1] == "C")
         )
     groups = c // cg
     if cout % groups != 0:
@@ -643,3 +644,39 @@ def pool_geometry_nd(
                 f"{axis}: a window would lie entirely in the padding"
             )
     return geom
+
+
+def layout_hint(
+    x_shape: Sequence[int], w_shape: Sequence[int], channels: int, channels_last: bool
+) -> str:
+    """A hint for a channel mismatch that looks like PyTorch's layouts (OIHW filter, NCHW data),
+    for any rank: ``x_shape`` as given, ``w_shape`` read as [*k, I, O]; '' when none fits."""
+    rank = len(w_shape) - 2
+    cg = w_shape[-2]
+    names = ("kw",) if rank == 1 else ("kh", "kw") if rank == 2 else ("kd", "kh", "kw")
+    if len(names) != rank:
+        names = tuple(f"k{i}" for i in range(rank))
+    k = ", ".join(names)
+    hints = []
+    # [out, in, *k] read as HWIO: the input fits its second axis, its kernel axes are alike
+    # and its first two are not (HWIO kernels are usually square, so equal leading axes mean HWIO)
+    looks_oi = len(set(w_shape[2:])) == 1 and len(set(w_shape[:2])) == 2
+    if looks_oi and w_shape[1] >= 1 and channels % w_shape[1] == 0 and w_shape[1] != cg:
+        perm = (*range(2, rank + 2), 1, 0)
+        hints.append(
+            f"the filter looks like PyTorch's [out, in, {k}] layout; this op takes "
+            f"[{k}, in, out]: convert it with w.permute{perm}"
+        )
+    # read channels-first, the channels fit and the spatial axes are alike (square images), and
+    # read channels-last they are not
+    looks_cf = len(x_shape) == rank + 2 and (
+        rank == 1 or (len(set(x_shape[2:])) == 1 and len(set(x_shape[1:-1])) > 1)
+    )
+    if channels_last and looks_cf and x_shape[1] >= 1 and x_shape[1] % cg == 0:
+        perm = (0, *range(2, rank + 2), 1)
+        first = "NC" + "".join(n[1].upper() for n in names)
+        hints.append(
+            f"the input looks channels-first (PyTorch's {first}); this op takes channels last: "
+            f"convert it with x.permute{perm} or pass data_format='{first}'"
+        )
+    return "".join(f". Hint: {h}" for h in hints)

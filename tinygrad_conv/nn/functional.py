@@ -250,6 +250,17 @@ def batch_norm(
         shift = shift + bias
     return t * scale + shift
 
+
+# PyTorch's dim= wherever axis= is (issue 16): F.softmax(x, dim=1)
+def _accept_dim_all() -> None:
+    from tinygrad_conv.tensor import accept_dim
+
+    for name in __all__:
+        globals()[name] = accept_dim(globals()[name])
+
+
+_accept_dim_all()
+
 # PyTorch's F. names for the functional forms of the layers in nn/norm.py and nn/extra.py
 from tinygrad_conv.nn.extra import (  # noqa: E402, F401 - re-exported
     adaptive_avg_pool2d,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import uuid
 import weakref
+import zipfile
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, NamedTuple
@@ -416,6 +417,11 @@ class Module:
         """
         path = os.fspath(path)
         directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(
+                f"save: cannot write {path!r}: directory {directory!r} does not exist "
+                "(create it first, e.g. os.makedirs(directory, exist_ok=True))"
+            )
         tmp = os.path.join(directory, f".{os.path.basename(path)}.{uuid.uuid4().hex}.tmp")
         # os.open with mode 0o666 lets the umask decide permissions, as for a normally created file
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
@@ -434,8 +440,25 @@ class Module:
 
     def load(self, path: str | os.PathLike, strict: bool = True) -> IncompatibleKeys:
         """Load an ``.npz`` written by ``save``; pickles are refused (weights never run code)."""
-        with np.load(os.fspath(path), allow_pickle=False) as f:
-            state = {k: f[k] for k in f.files}
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"load: no checkpoint file at {path!r}")
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                if not hasattr(f, "files"):
+                    raise ValueError("a single array, not an archive of named arrays")
+                state = {k: f[k] for k in f.files}
+        except ValueError as e:
+            why = (
+                "it holds pickled Python objects (object arrays); a checkpoint must hold plain "
+                "numeric arrays, and load() reads with allow_pickle=False because loading a "
+                "pickle can run code"
+                if "allow_pickle" in str(e) and zipfile.is_zipfile(path)
+                else f"it is not an .npz archive written by save() ({e})"
+                if "allow_pickle" not in str(e)
+                else "it is not an .npz archive written by save()"
+            )
+            raise ValueError(f"load: cannot load {path!r}: {why}") from None
         return self.load_state_dict(state, strict=strict)
 
     # -- printing --------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Differentiable ops, one module per family. Each public function takes Tensors (or arrays,
 taken as constants) and returns a Tensor; see each module for the math of its backward pass."""
 
+from tinygrad_conv.ops.clone import clone
 from tinygrad_conv.ops.conv import (
     conv1d,
     conv1d_backprop_filter,
@@ -74,6 +75,7 @@ from tinygrad_conv.ops.pool import (
 from tinygrad_conv.ops.reduce import logsumexp, max, mean, min, sum, var
 
 __all__ = [
+    "clone",
     "abs",
     "add",
     "avg_pool1d",

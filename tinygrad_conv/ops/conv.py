@@ -45,6 +45,7 @@ from tinygrad_conv.kernels.padding import (
     check_out_backprop,
     conv_geometry,
     conv_geometry_nd,
+    layout_hint,
 )
 from tinygrad_conv.ops._util import as_tensor, memoized
 from tinygrad_conv.ops.movement import reshape, transpose
@@ -540,6 +541,7 @@ def _check_groups(op: str, x_last: tuple[int, ...], w_shape: tuple[int, ...]) ->
         raise ValueError(
             f"{op}: input channels {cin} (input shape {x_last}, channels last) must be a multiple "
             f"of the filter's in-channels {cg} (filter shape {w_shape})"
+            + layout_hint(x_last, w_shape, cin, True)
         )
     if cout % (cin // cg):
         raise ValueError(

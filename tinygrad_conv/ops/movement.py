@@ -187,7 +187,18 @@ def reshape(a: Any, shape: int | Sequence[int]) -> Tensor:
     ok = shape.count(-1) <= 1 and all(s >= -1 for s in shape)
     ok = ok and (known == t.size if -1 not in shape else known > 0 and t.size % known == 0)
     if not ok:
-        raise ValueError(f"reshape: cannot reshape a tensor of shape {t.shape} into {shape}")
+        why = (
+            "only one size may be -1"
+            if shape.count(-1) > 1
+            else "sizes must be >= 1, or -1 once"
+            if any(s < -1 for s in shape)
+            else f"{t.size} elements cannot fill {known} x an unknown size"
+            if -1 in shape
+            else f"{t.size} elements vs {known}"
+        )
+        raise ValueError(
+            f"reshape: cannot reshape a tensor of shape {t.shape} into {shape} ({why})"
+        )
     return Reshape.apply(t, shape=shape)
 
 
@@ -344,6 +355,11 @@ def _join_check(
     if not ts:
         raise ValueError(f"{op}: needs at least one tensor")
     ndim = ts[0].ndim + (1 if new_axis else 0)
+    if ndim == 0:
+        raise ValueError(
+            f"{op}: zero-dimensional tensors (shape ()) cannot be concatenated; use tc.stack to "
+            "make a new axis"
+        )
     (ax,) = normalize_axes(op, axis, ndim)
     ref = ts[0].shape
     for i, t in enumerate(ts):
