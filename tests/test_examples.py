@@ -215,6 +215,36 @@ def test_train_cnn_progress_bar_moves_with_loss_and_rate(
     assert all(float(f[1]) > 0 and int(f[2].replace(",", "")) > 0 for f in frames)
 
 
+def test_train_cnn_fused_forward_is_the_model(capsys: pytest.CaptureFixture[str]) -> None:
+    train_cnn = load_example("train_cnn")
+    model = train_cnn.build_model(seed=2, image_size=28)
+    x = tc.tensor(np.random.default_rng(0).random((5, 28, 28, 1), dtype=np.float32))
+    plain, fused = model(x), train_cnn.fused_forward(model, x)
+    np.testing.assert_array_equal(fused.data, plain.data)  # the reorder is exact
+    # two conv blocks -> two fused nodes, and no separate relu/add/max_pool2d nodes
+    names, stack, seen = [], [fused], set()
+    while stack:
+        t = stack.pop()
+        node = t.grad_fn
+        if node is not None and id(node) not in seen:
+            seen.add(id(node))
+            names.append(node.name)
+            stack.extend(node.inputs)
+    assert sorted(names) == sorted(["conv2d_pool_bias_relu"] * 2 + ["reshape", "matmul", "add"])
+    params = list(model.parameters())
+    y = np.arange(5) % 10
+    g_plain = tc.grad(tc.cross_entropy(plain, y), params)
+    g_fused = tc.grad(tc.cross_entropy(fused, y), params)
+    for a, b in zip(g_plain, g_fused, strict=True):
+        np.testing.assert_allclose(a.data, b.data, rtol=1e-5, atol=1e-7)
+    # --no-fuse trains the layer-by-layer graph: the same first-epoch result on the digits
+    # up to float rounding of the bias gradients' sums
+    acc_fused = train_cnn.main(["--epochs", "1", "--no-progress"])
+    acc_plain = train_cnn.main(["--epochs", "1", "--no-progress", "--no-fuse"])
+    assert abs(acc_fused - acc_plain) <= 0.01
+    capsys.readouterr()
+
+
 def test_train_cnn_full_fashion_mnist_epoch(capsys: pytest.CaptureFixture[str]) -> None:
     """The main job for real: one epoch over all 60,000 Fashion-MNIST images (~20-30 s)."""
     train_cnn = load_example("train_cnn")
