@@ -59,13 +59,20 @@ def test_every_strategy_matches_the_reference(rank):
         dx_ref = conv_backprop_input_ref(xshape, w, dy, geom)
         dw_ref = conv_backprop_filter_ref(x, wshape, dy, geom)
         for name in _strategies(rank):
-            np.testing.assert_allclose(conv_nd.conv(x, w, geom, name), y_ref, atol=1e-12)
-            np.testing.assert_allclose(
-                conv_nd.conv_backprop_input(xshape, w, dy, geom, name), dx_ref, atol=1e-12
-            )
-            np.testing.assert_allclose(
-                conv_nd.conv_backprop_filter(x, wshape, dy, geom, name), dw_ref, atol=1e-12
-            )
+            # im2col also with one image per block (block_bytes=1): the batch tiling
+            for bb in (None, 1) if name == "im2col" else (None,):
+                kw = {"block_bytes": bb}
+                np.testing.assert_allclose(conv_nd.conv(x, w, geom, name, **kw), y_ref, atol=1e-12)
+                np.testing.assert_allclose(
+                    conv_nd.conv_backprop_input(xshape, w, dy, geom, name, **kw),
+                    dx_ref,
+                    atol=1e-12,
+                )
+                np.testing.assert_allclose(
+                    conv_nd.conv_backprop_filter(x, wshape, dy, geom, name, **kw),
+                    dw_ref,
+                    atol=1e-12,
+                )
 
 
 def _pixel_loop_conv(x, w, geom):
@@ -105,6 +112,16 @@ def test_planner_picks_the_tuned_2d_kernels_up_to_rank_2():
     g2 = conv_geometry_nd("conv", 2, (1, 9, 9, 2), (3, 3), 1, "SAME")
     g3 = conv_geometry_nd("conv", 3, (1, 5, 5, 5, 2), (3, 3, 3), 1, "SAME")
     assert [conv_nd.plan(g) for g in (g1, g2, g3)] == ["conv2d", "conv2d", "im2col"]
+
+
+def test_batch_tiling_is_exercised():
+    cases = _cases(3, 40, 3)
+    assert sum(xs[0] > 1 for xs, _, _ in cases) >= 10  # several images: several blocks
+    geom = conv_geometry_nd("conv3d", 3, (1, 5, 5, 5, 2), (3, 3, 3), 1, "SAME")
+    with pytest.raises(ValueError, match=r"conv3d: block_bytes must be a positive int, got 0"):
+        conv_nd.conv(
+            np.zeros((1, 5, 5, 5, 2)), np.zeros((3, 3, 3, 2, 4)), geom, op="conv3d", block_bytes=0
+        )
 
 
 def test_float32_follows_the_inputs():

@@ -10,10 +10,11 @@ Strategies (each computes all three products for the shapes it accepts):
   channel-major for few channels, stride phases; benchmarked in benchmarks/README.md). A rank-1
   problem runs through them as a 2-D one with a height of 1 (free views: [N, W, C] is
   [N, 1, W, C]); rank 3 cannot.
-* ``"im2col"``: the same idea written once for any rank, without the 2-D tuning: one strided
+* ``"im2col"``: the same idea written once for any rank, without the 2-D tuning: per block of
+  whole images (about ``block_bytes`` of window matrix, so the copy stays in cache), one strided
   window view of the padded input copied into the window matrix cols [G, M, prod(K)*Cg]
-  (M = N*prod(O)), then y = cols @ W, dW = cols^T @ dy, and for dx one GEMM dcols = dy @ W^T
-  followed by one strided add per tap into the padded input gradient (col2im).
+  (M = images*prod(O)), then y = cols @ W, dW = sum of cols^T @ dy, and for dx one GEMM
+  dcols = dy @ W^T followed by one strided add per tap into the padded input gradient (col2im).
 * ``"reference"``: :mod:`.conv_ref` itself (slow; for tests and the profiler).
 
 :func:`plan` is the one place that picks a strategy from the geometry and shapes; the public
@@ -186,44 +187,95 @@ def _grouped(a: np.ndarray, groups: int) -> np.ndarray:
     return a.reshape(-1, groups, c // groups).transpose(1, 0, 2)
 
 
-def _im2col_conv(x: np.ndarray, w: np.ndarray, geom: ConvGeometry, groups: int) -> np.ndarray:
+def _image_blocks(n: int, geom: ConvGeometry, row_bytes: int, budget: int) -> list[tuple[int, int]]:
+    """Batch ranges [n0, n1) whose window matrix (``row_bytes`` per output pixel) is about
+    ``budget`` bytes: each block's copy stays in cache for its GEMM (whole images per block; one
+    image may exceed the budget). A tiling of the batch, not a loop over items."""
+    per_image = max(math.prod(geom.output_hw) * row_bytes, 1)
+    step = max(1, budget // per_image)
+    return [(n0, min(n, n0 + step)) for n0 in range(0, n, step)]
+
+
+def _im2col_conv(
+    x: np.ndarray, w: np.ndarray, geom: ConvGeometry, groups: int, budget: int
+) -> np.ndarray:
+    """y = cols @ W per block of images, straight into y's channels-last rows."""
     y = np.empty((x.shape[0], *geom.output_hw, w.shape[-1]), dtype=x.dtype)
-    np.matmul(_windows(x, geom, groups), _filter_matrix(w, groups), out=_grouped(y, groups))
+    wg = _filter_matrix(w, groups)
+    row_bytes = math.prod(geom.kernel_hw) * x.shape[-1] * x.dtype.itemsize
+    for n0, n1 in _image_blocks(x.shape[0], geom, row_bytes, budget):
+        np.matmul(_windows(x[n0:n1], geom, groups), wg, out=_grouped(y[n0:n1], groups))
     return y
 
 
 def _im2col_backprop_filter(
-    x: np.ndarray, fshape: tuple[int, ...], dy: np.ndarray, geom: ConvGeometry, groups: int
+    x: np.ndarray,
+    fshape: tuple[int, ...],
+    dy: np.ndarray,
+    geom: ConvGeometry,
+    groups: int,
+    budget: int,
 ) -> np.ndarray:
+    """dW = sum over blocks of images of cols^T @ dy."""
     dw = np.empty(fshape, dtype=x.dtype)
-    cols = _windows(x, geom, groups)
-    np.matmul(cols.transpose(0, 2, 1), _grouped(dy, groups), out=_filter_matrix(dw, groups))
+    dwg = _filter_matrix(dw, groups)
+    part = None
+    row_bytes = math.prod(geom.kernel_hw) * x.shape[-1] * x.dtype.itemsize
+    for k, (n0, n1) in enumerate(_image_blocks(x.shape[0], geom, row_bytes, budget)):
+        cols = _windows(x[n0:n1], geom, groups)
+        if k == 0:
+            np.matmul(cols.transpose(0, 2, 1), _grouped(dy[n0:n1], groups), out=dwg)
+            continue
+        part = np.empty_like(dwg) if part is None else part
+        np.matmul(cols.transpose(0, 2, 1), _grouped(dy[n0:n1], groups), out=part)
+        dwg += part
     return dw
 
 
 def _im2col_backprop_input(
-    xshape: tuple[int, ...], w: np.ndarray, dy: np.ndarray, geom: ConvGeometry, groups: int
+    xshape: tuple[int, ...],
+    w: np.ndarray,
+    dy: np.ndarray,
+    geom: ConvGeometry,
+    groups: int,
+    budget: int,
 ) -> np.ndarray:
+    """dcols = dy @ W^T per block of images, then one strided add per tap (col2im)."""
     n, cin = xshape[0], xshape[-1]
     taps, cg = math.prod(geom.kernel_hw), cin // groups
-    # dcols[g, (n, o), (t, c)] = sum_o' dy[(n, o), g*Og + o'] w[t, c, g*Og + o']: one GEMM
-    prod = np.matmul(_grouped(dy, groups), _filter_matrix(w, groups).transpose(0, 2, 1))
-    # prod [G, M, taps*Cg] -> [M, taps, G, Cg] = [N, *O, taps, Cin]
-    dcols = prod.reshape(groups, -1, taps, cg).transpose(1, 2, 0, 3)
-    dcols = dcols.reshape(n, *geom.output_hw, taps, cin)
+    wt = _filter_matrix(w, groups).transpose(0, 2, 1)  # [G, Og, taps*Cg]
     padded = [i + lo + hi for i, (lo, hi) in zip(geom.input_hw, geom.pads, strict=True)]
     dxpad = np.zeros((n, *padded, cin), dtype=dy.dtype)
-    for t, tap in enumerate(itertools.product(*(range(k) for k in geom.kernel_hw))):
-        dst = tuple(
+    dsts = [
+        tuple(
             slice(i * d, i * d + (o - 1) * s + 1, s)
             for i, d, s, o in zip(tap, geom.dilations, geom.strides, geom.output_hw, strict=True)
         )
-        dxpad[(slice(None), *dst)] += dcols[..., t, :]
+        for tap in itertools.product(*(range(k) for k in geom.kernel_hw))
+    ]
+    row_bytes = taps * cin * dy.dtype.itemsize
+    for n0, n1 in _image_blocks(n, geom, row_bytes, budget):
+        # dcols[g, (n, o), (t, c)] = sum_o' dy[(n, o), g*Og + o'] w[t, c, g*Og + o']
+        prod = np.matmul(_grouped(dy[n0:n1], groups), wt)
+        # [G, M, taps*Cg] -> [M, taps, G, Cg] = [nb, *O, taps, Cin]
+        dcols = prod.reshape(groups, -1, taps, cg).transpose(1, 2, 0, 3)
+        dcols = dcols.reshape(n1 - n0, *geom.output_hw, taps, cin)
+        block = dxpad[n0:n1]
+        for t, dst in enumerate(dsts):
+            block[(slice(None), *dst)] += dcols[..., t, :]
     inner = tuple(slice(lo, lo + i) for i, (lo, _) in zip(geom.input_hw, geom.pads, strict=True))
     return np.ascontiguousarray(dxpad[(slice(None), *inner)])
 
 
 # ----------------------------------------------------------------------------- public kernels
+
+
+def _budget(op: str, block_bytes: int | None) -> int:
+    if block_bytes is None:
+        return conv2d_kernels.TUNING.block_bytes
+    if not isinstance(block_bytes, int) or isinstance(block_bytes, bool) or block_bytes < 1:
+        raise ValueError(f"{op}: block_bytes must be a positive int, got {block_bytes!r}")
+    return block_bytes
 
 
 def _dtype(a: np.ndarray, b: np.ndarray) -> np.dtype:
@@ -236,6 +288,7 @@ def conv(
     geom: ConvGeometry,
     strategy: str | None = None,
     op: str = "conv",
+    block_bytes: int | None = None,
 ) -> np.ndarray:
     """Cross-correlation y = conv(x, w) for any rank (the definition in :mod:`.conv_ref`).
 
@@ -243,6 +296,8 @@ def conv(
         x: [N, *S, Cin]. w: [*K, Cin/G, Cout]. geom: rank-r geometry (r = len(S)).
         strategy: one of :data:`STRATEGIES`; None lets :func:`plan` choose.
         op: the caller's op name, for error messages.
+        block_bytes: the "im2col" strategy's window-matrix block size (default
+            ``conv.TUNING.block_bytes``; the 2-D strategies take their tuning from ``conv.plan``).
 
     Returns:
         y [N, *O, Cout] in np.result_type(x, w).
@@ -256,7 +311,7 @@ def conv(
     if name == "reference":
         return conv_ref(x, w, geom)
     if name == "im2col":
-        return _im2col_conv(x, w, geom, groups)
+        return _im2col_conv(x, w, geom, groups, _budget(op, block_bytes))
     y = conv2d_kernels.conv2d(_as2d(x, r), _as2d(w, r, True), _lift(geom))
     return _from2d(y, r)
 
@@ -268,6 +323,7 @@ def conv_backprop_input(
     geom: ConvGeometry,
     strategy: str | None = None,
     op: str = "conv_backprop_input",
+    block_bytes: int | None = None,
 ) -> np.ndarray:
     """dx, the adjoint of x -> conv(x, w). input_shape: [N, *S, Cin]; w: [*K, Cin/G, Cout];
     dy: [N, *O, Cout]. Returns [N, *S, Cin] in np.result_type(w, dy)."""
@@ -281,7 +337,7 @@ def conv_backprop_input(
     if name == "reference":
         return conv_backprop_input_ref(xs, w, dy, geom)
     if name == "im2col":
-        return _im2col_backprop_input(xs, w, dy, geom, groups)
+        return _im2col_backprop_input(xs, w, dy, geom, groups, _budget(op, block_bytes))
     xs2 = xs if r == 2 else (xs[0], 1, *xs[1:])
     dx = conv2d_kernels.conv2d_backprop_input(xs2, _as2d(w, r, True), _as2d(dy, r), _lift(geom))
     return _from2d(dx, r)
@@ -294,6 +350,7 @@ def conv_backprop_filter(
     geom: ConvGeometry,
     strategy: str | None = None,
     op: str = "conv_backprop_filter",
+    block_bytes: int | None = None,
 ) -> np.ndarray:
     """dw, the adjoint of w -> conv(x, w). x: [N, *S, Cin]; filter_shape: [*K, Cin/G, Cout];
     dy: [N, *O, Cout]. Returns filter_shape in np.result_type(x, dy)."""
@@ -307,7 +364,7 @@ def conv_backprop_filter(
     if name == "reference":
         return conv_backprop_filter_ref(x, fs, dy, geom)
     if name == "im2col":
-        return _im2col_backprop_filter(x, fs, dy, geom, groups)
+        return _im2col_backprop_filter(x, fs, dy, geom, groups, _budget(op, block_bytes))
     fs2 = fs if r == 2 else (1, *fs)
     dw = conv2d_kernels.conv2d_backprop_filter(_as2d(x, r), fs2, _as2d(dy, r), _lift(geom))
     return _from2d(dw, r, True)
