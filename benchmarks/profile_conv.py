@@ -7,7 +7,9 @@ Stage timings re-run the steps of ``kernels/conv.py`` one by one (same helpers, 
 ``time.perf_counter`` around each, so the sum can be set against the real fwd+bwd through the
 graph: the difference is engine overhead (node creation, gradient accumulation, leaf .grad copies).
 The "candidates" section times alternative formulations of the same stage, checked against the
-kernel's result, as input for kernel changes (this file changes no kernel).
+kernel's result, as input for kernel changes (this file changes no kernel). The "strategies"
+section runs every strategy the planner could pick (``conv.applicable``, forced with ``plan=``),
+each checked first against the reference kernel ``kernels/conv_ref.py``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,11 @@ import _workloads as W  # noqa: E402
 
 import tinygrad_conv as tc  # noqa: E402
 from tinygrad_conv.kernels import conv as K  # noqa: E402
+from tinygrad_conv.kernels.conv_ref import (  # noqa: E402
+    conv_backprop_filter_ref,
+    conv_backprop_input_ref,
+    conv_ref,
+)
 from tinygrad_conv.kernels.padding import axis_taps, conv_geometry  # noqa: E402
 
 STAT = min  # best of the reps: robust to other processes on a shared 2-core machine
@@ -420,6 +427,37 @@ def candidates(case: W.ConvCase) -> dict[str, object]:
     return res
 
 
+def strategies(case: W.ConvCase) -> dict[str, object]:
+    """Every strategy the planner could pick for this case's three products (``K.applicable``),
+    each first checked against the reference kernel (kernels/conv_ref.py, in float64 on the
+    same float32 data), then timed; the planner's own choice is marked."""
+    x, w, g = W.conv_arrays(case)
+    geom = conv_geometry("conv2d", x.shape, w.shape, case.stride, case.padding, 1, "NHWC")
+    x64, w64, g64 = (a.astype(np.float64) for a in (x, w, g))
+    refs = {
+        "forward": conv_ref(x64, w64, geom),
+        "backprop_input": conv_backprop_input_ref(x.shape, w64, g64, geom),
+        "backprop_filter": conv_backprop_filter_ref(x64, w.shape, g64, geom),
+    }
+    calls = {
+        "forward": lambda p: K.conv2d(x, w, geom, plan=p),
+        "backprop_input": lambda p: K.conv2d_backprop_input(x.shape, w, g, geom, plan=p),
+        "backprop_filter": lambda p: K.conv2d_backprop_filter(x, w.shape, g, geom, plan=p),
+    }
+    chosen = K.plan(geom, x.shape, w.shape, x.dtype.itemsize)
+    res: dict[str, object] = {}
+    for op, names in K.applicable(geom, x.shape, w.shape).items():
+        for name in names:
+            p = chosen._replace(**{op: name})
+            got = calls[op](p)
+            ref = refs[op]
+            err = float(np.max(np.abs(got - ref)) / max(float(np.max(np.abs(ref))), 1e-30))
+            assert err < 1e-4, f"{op} {name}: relative error {err:.2e} against conv_ref"
+            mark = " (planner's choice)" if getattr(chosen, op) == name else ""
+            res[f"{op}: {name}{mark}"] = lambda f=calls[op], p=p: f(p)
+    return res
+
+
 # ----------------------------------------------------------------------------- training step
 
 
@@ -521,7 +559,8 @@ def main() -> None:
             continue
         case = W.CONV_CASES[key]
         gt, st, cd = graph_times(case), stages(case), candidates(case)
-        t = run_interleaved({**gt, **st, **cd}, args.reps)
+        sg = strategies(case)
+        t = run_interleaved({**gt, **st, **cd, **sg}, args.reps)
         for k in gt:
             print(f"  {t[k]:8.2f} ms  {k}")
         print("  -- stages of the graph fwd+bwd:")
@@ -537,6 +576,9 @@ def main() -> None:
         print(f"  {t['graph fwd+bwd'] - total:8.2f} ms  engine + rest (graph fwd+bwd - stages)")
         print("  -- candidates:")
         for k in cd:
+            print(f"  {t[k]:8.2f} ms  {k}")
+        print("  -- every applicable strategy (conv.applicable), each checked against conv_ref:")
+        for k in sg:
             print(f"  {t[k]:8.2f} ms  {k}")
         if args.cprofile:
             fns = W.tc_conv(case)
