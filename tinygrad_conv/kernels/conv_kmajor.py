@@ -52,8 +52,20 @@ def _cm_block_views(
         yield n0, n1, r0, r1, view
 
 
-def kmajor_conv2d(x, wm, y, geom, plan, kg, budget):
-    """conv2d for few input channels: y_block = cols_t^T @ W per block."""
+def kmajor_conv2d(
+    x: np.ndarray,
+    wm: np.ndarray,
+    y: np.ndarray,
+    geom: ConvGeometry,
+    plan: _Plan,
+    kg: int,
+    budget: int,
+) -> None:
+    """conv2d for few input channels: y_block = cols_t^T @ W per block.
+
+    x: [N,H,W,Cin]; wm: the filter as a (K, Cout) matrix, K = kh*kw*Cin = ``kg``;
+    y: [N,Ho,Wo,Cout] (written); blocks of about ``budget`` bytes of window matrix.
+    """
     n, cout = x.shape[0], wm.shape[1]
     ho, wo = geom.output_hw
     row_bytes = wo * kg * x.dtype.itemsize
@@ -65,8 +77,19 @@ def kmajor_conv2d(x, wm, y, geom, plan, kg, budget):
         np.matmul(cols_t.T, wm, out=y[n0:n1, r0:r1].reshape(-1, cout))
 
 
-def kmajor_backprop_filter(x, dy, dwm, geom, plan, kg, budget):
-    """dW = sum over blocks of cols_t @ dy_block (K, mb) @ (mb, Cout)."""
+def kmajor_backprop_filter(
+    x: np.ndarray,
+    dy: np.ndarray,
+    dwm: np.ndarray,
+    geom: ConvGeometry,
+    plan: _Plan,
+    kg: int,
+    budget: int,
+) -> None:
+    """dW = sum over blocks of cols_t @ dy_block (K, mb) @ (mb, Cout).
+
+    x: [N,H,W,Cin]; dy: [N,Ho,Wo,Cout]; dwm: the (K, Cout) view of dw (written).
+    """
     n, cout = x.shape[0], dwm.shape[1]
     ho, wo = geom.output_hw
     row_bytes = wo * kg * x.dtype.itemsize
@@ -81,13 +104,22 @@ def kmajor_backprop_filter(x, dy, dwm, geom, plan, kg, budget):
             dwm += part
 
 
-def kmajor_backprop_input(wm, dy, dx, geom, plan, budget):
-    """dcols_t = W @ dy_block^T, then per tap one add of its (Cin, nb, hb, Wo) block into a
+def kmajor_backprop_input(
+    wm: np.ndarray,
+    dy: np.ndarray,
+    dx: np.ndarray,
+    geom: ConvGeometry,
+    plan: _Plan,
+    budget: int,
+) -> None:
+    """wm: (K, Cout) filter matrix; dy: [N,Ho,Wo,Cout]; dx: [N,H,W,Cin] (all written).
+
+    dcols_t = W @ dy_block^T, then per tap one add of its (Cin, nb, hb, Wo) block into a
     channel-major accumulator whose inner loops run along image rows; each finished image
     group is transposed into dx once.
 
     With a width stride > 1 the accumulator is split into the stride phases of dx (as in
-    ``_phase_backprop_input``): tap (i, j) then adds into ONE phase buffer at unit stride,
+    ``conv_phases.phase_backprop_input``): tap (i, j) then adds into ONE phase buffer at unit stride,
     instead of into every sw-th element of the rows (measured on case (e), 7x7 stride 2 on
     224x224x3: the 49 tap adds took 3.6 ms strided).
     """

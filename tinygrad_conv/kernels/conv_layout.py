@@ -36,7 +36,7 @@ class _Plan(NamedTuple):
 
 
 class _PhasePlan(NamedTuple):
-    """Per-geometry constants of ``_phase_backprop_input``."""
+    """Per-geometry constants of ``conv_phases.phase_backprop_input``."""
 
     taps_h: tuple  # _axis_phases along H for all output rows
     taps_w: tuple  # _axis_phases along W for all output columns
@@ -98,7 +98,7 @@ def _plan(geom: ConvGeometry) -> _Plan:
 def _axis_phases(
     size: int, k: int, s: int, d: int, pad_lo: int, o_lo: int, o_hi: int
 ) -> tuple[tuple[slice, int, slice, bool] | None, ...]:
-    """``axis_taps`` regrouped by stride phase, for the input gradient (see _phase_backprop_input).
+    """``axis_taps`` regrouped by stride phase, for the input gradient (see conv_phases).
 
     Input index x = a*s + p belongs to phase p in [0, s) at phase index a. A tap reads inputs
     o*s + t*d - pad_lo for consecutive o, i.e. ONE phase p = (t*d - pad_lo) mod s at consecutive
