@@ -122,7 +122,7 @@ def _axis_phases(
 @functools.lru_cache(maxsize=1024)
 def _blocks(n: int, ho: int, row_bytes: int, budget: int) -> tuple[tuple[int, int, int, int], ...]:
     """Cover (images [0, n)) x (output rows [0, ho)) with blocks (n0, n1, r0, r1) of about
-    ``budget`` bytes (_BLOCK_BYTES), ``row_bytes`` being the block-matrix bytes per output row.
+    ``budget`` bytes (``Tuning.block_bytes``), ``row_bytes`` being the block-matrix bytes per output row.
 
     Either several whole images per block or, when one image alone is over budget, one image
     at a time in bands of output rows. Either way a block is a contiguous range of rows of the
