@@ -453,6 +453,11 @@ CASES: dict[str, Case] = {
         ValueError,
         ("Conv2d:", "[N,H,W,5]", "(2, 8, 8, 3)"),
     ),
+    "Conv2d NCHW input": (
+        lambda p: nn.Conv2d(3, 4, 3)(tc.zeros(2, 3, 8, 8)),
+        ValueError,
+        ("Conv2d:", "[N,H,W,3]", "(2, 3, 8, 8)", "channels-first", "permute(0, 2, 3, 1)"),
+    ),
     "Linear input": (
         lambda p: nn.Linear(5, 2)(tc.zeros(2, 3)),
         ValueError,

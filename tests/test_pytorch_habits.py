@@ -406,3 +406,22 @@ def test_detect_anomaly_check_inf_false_only_stops_nan() -> None:
         loss = tc.log(tc.relu(_cnn(x, w1, w2))).sum()
         with pytest.raises(RuntimeError, match="backward produced nan"):
             loss.backward()  # inf * 0 downstream turns into nan in a later node
+
+
+def test_copy_fill_clamp_on_non_leaves_with_grad_match_torch() -> None:
+    a = arr(3)
+    w, wt = both(a)
+    s, st = w * 2, wt * 2
+    t, tt = w * 1, wt * 1
+    t.copy_(s)  # t must not take over s's node
+    tt.copy_(st)
+    assert s.grad_fn.output is s and t.grad_fn.name == "clone"
+    u, ut = w * 3, wt * 3
+    u.clamp_(-1.0, 1.0)
+    ut.clamp_(-1.0, 1.0)
+    v, vt = w * 4, wt * 4
+    v.fill_(2.0)
+    vt.fill_(2.0)
+    ((t * s).sum() + (u * u).sum() + (v * w).sum()).backward()
+    ((tt * st).sum() + (ut * ut).sum() + (vt * wt).sum()).backward()
+    np.testing.assert_allclose(w.grad.data, np_of(wt.grad), rtol=1e-12)

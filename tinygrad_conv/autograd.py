@@ -45,7 +45,8 @@ def _topological_order(roots: Sequence[Tensor]) -> list[Tensor]:
         node = t._ctx
         if node.released:
             raise RuntimeError(_released_message(node))
-        if node.__dict__["_v"] != clock:  # something was modified in place since this node ran
+        # something was modified in place since this node ran
+        if node.__dict__.get("_v", clock) != clock:
             _check_versions(node, t)
         stack.append((t, True))
         for inp in node.inputs:  # type: ignore[union-attr]

@@ -1,6 +1,7 @@
 """Global switch for graph recording: ``no_grad()``, ``enable_grad()``, ``set_grad_enabled()``.
 
-Kept in its own tiny module because both the Tensor and the Function machinery read it on every op.
+Kept in its own tiny module because both the Tensor and the Function machinery read it on every op;
+the in-place clock (version counter) and the ``detect_anomaly()`` flag live here for the same reason.
 """
 
 from __future__ import annotations

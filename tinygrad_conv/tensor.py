@@ -1059,6 +1059,11 @@ def _rebase(t: Tensor, op: str, compute: Callable[[Tensor], Tensor]) -> Tensor:
     if history is not None:
         old._history = history
     new = compute(old)
+    if new is old:  # an op that returned its input (nothing to compute): keep the old state
+        t._ctx, t.requires_grad = old._ctx, old.requires_grad
+        if node is not None:
+            node.__dict__["_output_ref"] = weakref.ref(t)
+        return t
     _check_result(op, t, new._data.shape, new._data.dtype)
     if new._data.dtype != t._data.dtype:
         new = _ops.cast(new, t._data.dtype)
@@ -1136,7 +1141,11 @@ def _inplace_copy(t: Tensor, src: Any) -> Tensor:
         if t._ctx is None and t.requires_grad:
             raise _leaf_error("copy_", t)
         dtype = t._data.dtype
-        return _rebase(t, "copy_", lambda old: _ops.cast(_ops.broadcast_to(s, old.shape), dtype))
+        # clone: a node of its own even when broadcast/cast are no-ops (t must not take over
+        # src's node, which would then have two outputs)
+        return _rebase(
+            t, "copy_", lambda old: _ops.clone(_ops.cast(_ops.broadcast_to(s, old.shape), dtype))
+        )
     np.copyto(_writable(t), s._data, casting="unsafe")  # copy_ casts like PyTorch's
     _bump(t)
     return t

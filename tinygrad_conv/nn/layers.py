@@ -89,7 +89,16 @@ class _Layer(Module):
 
     def _bad_input(self, expected: str, x: Any) -> ValueError:
         shape = tuple(getattr(x, "shape", np.shape(x)))
-        return ValueError(f"{self._where()}: expected input {expected}, got shape {shape}")
+        hint = ""
+        last = expected.rstrip("]").rsplit(",", 1)[-1]
+        # channels where PyTorch keeps them (axis 1) and not last: say how to convert
+        if last.isdigit() and len(shape) >= 3 and shape[1] == int(last) != shape[-1]:
+            perm = (0, *range(2, len(shape)), 1)
+            hint = (
+                f". Hint: the input looks channels-first (PyTorch's layout); layers take "
+                f"channels last: convert it with x.permute{perm}"
+            )
+        return ValueError(f"{self._where()}: expected input {expected}, got shape {shape}{hint}")
 
 
 # -- convolution -----------------------------------------------------------------------------------
