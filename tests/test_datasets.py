@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import subprocess
 import sys
 from pathlib import Path
 
@@ -478,3 +479,10 @@ def test_fashion_argument_errors(kwargs: dict, message: str) -> None:
     with pytest.raises(ValueError) as exc:
         datasets.load_fashion_mnist(**kwargs)
     assert str(exc.value) == message
+
+
+def test_package_exposes_datasets() -> None:
+    # a fresh interpreter: in this one the test module has imported the submodule already
+    code = "import tinygrad_conv as tc; print(tc.datasets.load_fashion_mnist.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "load_fashion_mnist"

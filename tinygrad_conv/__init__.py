@@ -5,6 +5,7 @@ gradients are conv2d and each other), so gradients of gradients work with no ext
 Import as ``import tinygrad_conv as tc``.
 """
 
+from tinygrad_conv import datasets  # noqa: F401 - tc.datasets.load_fashion_mnist(...)
 from tinygrad_conv.anomaly import detect_anomaly, is_anomaly_enabled
 from tinygrad_conv.autograd import grad
 from tinygrad_conv.explain import explain_conv
