@@ -416,6 +416,11 @@ def _check_outputs(p: argparse.ArgumentParser, args: argparse.Namespace) -> None
             p.error(f"{flag} {value}: folder {parent} does not exist")
         if not os.access(parent, os.W_OK | os.X_OK):
             p.error(f"{flag} {value}: folder {parent} is not writable")
+    if args.report is not None or args.plot is not None:
+        try:
+            import matplotlib  # noqa: F401 - only asking whether the pictures can be drawn
+        except ImportError:
+            p.error("--report and --plot need matplotlib: pip install -e '.[examples]'")
     if args.report is not None:
         folder = Path(args.report)
         if folder.exists() and not folder.is_dir():

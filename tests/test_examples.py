@@ -187,6 +187,21 @@ def test_train_cnn_output_paths_are_checked_before_training(
     assert err.rstrip().endswith(f"error: {message.format(tmp=tmp_path)}")
 
 
+def test_train_cnn_report_without_matplotlib_fails_before_training(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    train_cnn = load_example("train_cnn")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    with pytest.raises(SystemExit):
+        train_cnn.main(["--no-progress", "--report", str(tmp_path / "r")])
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.rstrip().endswith(
+        "error: --report and --plot need matplotlib: pip install -e '.[examples]'"
+    )
+    assert not (tmp_path / "r").exists()
+
+
 def test_train_cnn_missing_dataset_is_a_clear_exit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
