@@ -213,9 +213,10 @@ def cross_entropy(
             them, or probability targets, this is ``tc.softmax_cross_entropy`` (several nodes);
             the plain case is one fused node whose backward is one ``cross_entropy_backward``.
     """
-    y_probe = labels.data if isinstance(labels, Tensor) else labels
-    is_float_target = np.asarray(y_probe).dtype.kind == "f"
-    if weight is not None or ignore_index is not None or label_smoothing or is_float_target:
+    y_probe = np.asarray(labels.data if isinstance(labels, Tensor) else labels)
+    # float [N, C] targets are class probabilities (PyTorch's rule); float [N] labels stay an error
+    probabilities = y_probe.dtype.kind == "f" and y_probe.ndim == 2
+    if weight is not None or ignore_index is not None or label_smoothing or probabilities:
         from tinygrad_conv.ops.losses_extra import softmax_cross_entropy
 
         return softmax_cross_entropy(
