@@ -316,6 +316,17 @@ def test_accumulations_of_a_diamond() -> None:
     assert events[1].target is a and events[1].steps == [1, 1] and events[1].count == 2
     assert [float(v) for v in events[1].contributions] == [2.0, 2.0]
     assert float(events[1].total) == 4.0
+    # each step says where its contributions stand in their target's arrival order
+    assert [s.arrivals for s in trace.steps] == [[0, 1], [0, 1]]
+
+
+def test_scalar_constants_keep_their_value_on_the_edge() -> None:
+    x = leaf((3,))
+    y = x * 2.5
+    y.sum().backward()  # released: the constant's array is gone, its value stays
+    edge = y.grad_fn.input_edges()[1]
+    assert (edge.value, edge.requires_grad, edge.shape) == (2.5, False, ())
+    assert y.grad_fn.input_edges()[0].value is None
 
 
 def test_trace_without_values_copies_nothing() -> None:

@@ -1004,3 +1004,11 @@ def test_save_timeout_is_a_clear_error_and_leaves_nothing(tmp_path, rng, monkeyp
     with pytest.raises(TimeoutError, match=r"did not finish within 1\.5 s .*19 nodes, 19 edges"):
         save_graph(dot, tmp_path / "g.svg", timeout=1.5)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_scalar_constant_shows_its_value_after_backward():
+    x = tc.tensor([1.0, -2.0], requires_grad=True, name="x")
+    y = x * 2.5
+    y.sum().backward()  # the constant's array is freed; the edge kept its number
+    p = parse_dot(draw_graph(y).source)
+    assert "() float32\nvalue = 2.5" in labels_of(p, "t")

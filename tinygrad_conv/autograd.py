@@ -250,10 +250,14 @@ def _run(
             if trace is not None:
                 record = node.backward_record
                 step = len(trace.steps)
-                trace.steps.append(_step(trace, step, node, g, log, record, fitted))
-                for inp, gi in zip(inputs, fitted, strict=True):
-                    if gi is not None:
-                        _note_arrival(arrivals, contributions, id(inp), step, gi)  # type: ignore[arg-type]
+                traced = _step(trace, step, node, g, log, record, fitted)
+                trace.steps.append(traced)
+                traced.arrivals = [
+                    None
+                    if gi is None
+                    else _note_arrival(arrivals, contributions, id(inp), step, gi)  # type: ignore[arg-type]
+                    for inp, gi in zip(inputs, fitted, strict=True)
+                ]
             del log
             if not retain_graph:
                 node.release()
@@ -405,10 +409,14 @@ def _note_arrival(
     key: int,
     step: int | None,
     g: Tensor,
-) -> None:
-    arrivals.setdefault(key, []).append(step)
+) -> int:
+    """Note one gradient contribution to the tensor ``key``; returns its place in the arrival
+    order (0 for the first)."""
+    steps = arrivals.setdefault(key, [])
+    steps.append(step)
     if contributions is not None:
         contributions.setdefault(key, []).append(np.array(g.data, copy=True))
+    return len(steps) - 1
 
 
 def _write_accumulations(

@@ -45,7 +45,8 @@ class Edge(NamedTuple):
 
     ``grad_fn`` is the node that produced the input (``None`` for a leaf); ``leaf`` the input itself
     when it is a leaf that requires grad (kept alive, like PyTorch's AccumulateGrad keeps its
-    variable); ``ref`` a weak reference to any other input (constants, data), alive or not.
+    variable); ``ref`` a weak reference to any other input (constants, data), alive or not;
+    ``value`` the number of a one-element constant (the 2 of ``x * 2``), else ``None``.
     """
 
     shape: tuple[int, ...]
@@ -55,6 +56,7 @@ class Edge(NamedTuple):
     grad_fn: Function | None
     leaf: Tensor | None
     ref: weakref.ref | None
+    value: bool | int | float | None = None
 
     @property
     def tensor(self) -> Tensor | None:
@@ -70,10 +72,11 @@ _new_tuple = tuple.__new__  # NamedTuple's own __new__ is a Python function: thi
 def _edge(t: Tensor) -> Edge:
     data = t._data
     if t._ctx is not None:
-        return _new_tuple(Edge, (data.shape, data.dtype, t.name, True, t._ctx, None, _ref(t)))
+        return _new_tuple(Edge, (data.shape, data.dtype, t.name, True, t._ctx, None, _ref(t), None))
     if t.requires_grad:
-        return _new_tuple(Edge, (data.shape, data.dtype, t.name, True, None, t, None))
-    return _new_tuple(Edge, (data.shape, data.dtype, t.name, False, None, None, _ref(t)))
+        return _new_tuple(Edge, (data.shape, data.dtype, t.name, True, None, t, None, None))
+    value = data.item() if data.size == 1 else None  # a scalar constant: small, kept as a number
+    return _new_tuple(Edge, (data.shape, data.dtype, t.name, False, None, None, _ref(t), value))
 
 
 _ref = weakref.ref

@@ -214,6 +214,9 @@ class Step:
     ``record`` what this pass through the node did. With ``values=True``: ``upstream`` (copy of
     the incoming gradient), ``call_values`` (copy of each call's result, in call order) and
     ``input_grad_values`` (copy of what each input received, ``None`` where nothing was sent).
+    ``arrivals``: per input, the place of this step's contribution in the order of all the
+    contributions that input's tensor received in the pass (0 = first; see ``Accumulation``),
+    ``None`` where nothing was sent.
     """
 
     index: int
@@ -223,6 +226,7 @@ class Step:
     upstream: np.ndarray | None = None
     call_values: list[np.ndarray] | None = None
     input_grad_values: list[np.ndarray | None] | None = None
+    arrivals: list[int | None] | None = None
 
 
 @dataclass

@@ -250,6 +250,7 @@ class _TensorBox:
     requires_grad: bool
     producer: Function | None  # the node that made it (None for a leaf)
     tensor: Tensor | None  # the Tensor itself while it is alive
+    value: Any = None  # a scalar constant's number, kept by the edge after its array is freed
 
 
 @dataclass
@@ -330,7 +331,7 @@ def _collect(roots: list[Tensor]) -> _Graph:
                 held.append(live)
             else:
                 key = ("edge", n, pos)
-            box = _TensorBox(e.shape, e.dtype, e.name, e.requires_grad, e.grad_fn, live)
+            box = _TensorBox(e.shape, e.dtype, e.name, e.requires_grad, e.grad_fn, live, e.value)
             k, _ = add(key, box)
             idxs.append(k)
             g.consumers.setdefault(k, []).append((n, pos))
@@ -404,6 +405,8 @@ def _tensor_label(box: _TensorBox, name: str | None, show_values: bool, is_root:
     t = box.tensor
     if show_values and t is not None:
         lines.append(_values_text("data", t.data))
+    elif box.value is not None:  # a scalar constant (the 2 of x * 2): its number is its meaning
+        lines.append(f"value = {_num(box.value)}")
     grad = None if t is None else t._grad  # the slot: a non-leaf's .grad property would warn
     if grad is not None:
         graph = "  (graph)" if grad._ctx is not None else ""
