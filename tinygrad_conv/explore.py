@@ -273,18 +273,6 @@ def _lab_info(node: Any) -> dict[str, Any] | None:
 # ----------------------------------------------------------------------------- the page data
 
 
-def _same_tensor_lines(labels: Sequence[str], in_idx: Sequence[int]) -> list[str]:
-    """``(a and b are the same tensor)`` for inputs that are one tensor (``x * x``, ``a + a``)."""
-    groups: dict[int, list[str]] = {}
-    for label, k in zip(labels, in_idx, strict=True):
-        groups.setdefault(k, []).append(label)
-    return [
-        f"({', '.join(names[:-1])} and {names[-1]} are the same tensor)"
-        for names in groups.values()
-        if len(names) > 1
-    ]
-
-
 def _tensor_kind(box: Any, is_root: bool) -> str:
     if is_root:
         return "root"
@@ -367,8 +355,6 @@ def _build(
     # accumulation events, found again by the identity of their target
     acc_rows = []
     acc_of: dict[int, int] = {}
-    # per event: step index -> the positions in its arrival order of that step's contributions
-    positions: list[dict[int | None, list[int]]] = []
     for a, ev in enumerate(trace.accumulations):
         target = ev.target
         if isinstance(target, Tensor):
@@ -376,10 +362,6 @@ def _build(
         else:
             k = g.tid.get(("node", id(target)), -1)
         acc_of[id(target)] = a
-        pos: dict[int | None, list[int]] = {}
-        for q, st in enumerate(ev.steps):
-            pos.setdefault(st, []).append(q)
-        positions.append(pos)
         row = {
             "tensor": k,
             "name": (tensor_names[k] if k >= 0 else "") or (ev.name or ""),
@@ -433,21 +415,15 @@ def _build(
             )
         grads = []
         edges = node.input_edges()
-        sent: dict[int, int] = {}  # event -> contributions this step has sent to it so far
         for i, ig in enumerate(rec.input_grads):
             if ig is None:
                 continue
             e = edges[i]
             target = e.grad_fn if e.grad_fn is not None else e.leaf
             acc = acc_of.get(id(target)) if target is not None else None
-            arrival = None
-            if acc is not None:
-                # the engine notes a step's contributions in input order (autograd._run)
-                mine = positions[acc].get(s.index, [])
-                k_sent = sent.get(acc, 0)
-                sent[acc] = k_sent + 1
-                if k_sent < len(mine):
-                    arrival = [acc, mine[k_sent]]
+            # the engine recorded where this contribution stands in its target's arrival order
+            place = s.arrivals[i] if s.arrivals is not None else None
+            arrival = [acc, place] if acc is not None and place is not None else None
             value = s.input_grad_values[i] if s.input_grad_values is not None else None
             grads.append(
                 {
@@ -475,7 +451,7 @@ def _build(
                 },
                 "calls": calls,
                 "grads": grads,
-                "same": _same_tensor_lines(labels, g.node_in[n]),
+                "same": _viz._same_tensor_lines(labels, g.node_in[n]),
             }
         )
 

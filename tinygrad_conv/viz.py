@@ -448,15 +448,25 @@ def _display_labels(
     for i, k in enumerate(in_idx):
         groups.setdefault(k, []).append(i)
     for positions in groups.values():
-        if len(positions) < 2:
-            continue
-        if display[positions[0]] == display[positions[1]]:  # named: one name for all
+        if len(positions) > 1 and display[positions[0]] == display[positions[1]]:  # named
             for i in positions:
                 lhs[i] = f"{display[i]} (as {labels[i]})"
-        else:
-            shown = [display[i] for i in positions]
-            extra.append(f"({', '.join(shown[:-1])} and {shown[-1]} are the same tensor)")
+        elif len(positions) > 1:
+            extra += _same_tensor_lines([display[i] for i in positions], [0] * len(positions))
     return display, lhs, extra
+
+
+def _same_tensor_lines(labels: Sequence[str], in_idx: Sequence[int]) -> list[str]:
+    """``(a and b are the same tensor)`` for inputs that are one tensor (``x * x``, ``a + a``);
+    ``in_idx`` says which tensor each input is."""
+    groups: dict[int, list[str]] = {}
+    for label, k in zip(labels, in_idx, strict=True):
+        groups.setdefault(k, []).append(label)
+    return [
+        f"({', '.join(names[:-1])} and {names[-1]} are the same tensor)"
+        for names in groups.values()
+        if len(names) > 1
+    ]
 
 
 def _rule_text(rule: str, mapping: dict[str, str]) -> str:
