@@ -1,7 +1,10 @@
-"""The conv lab: conv2d and its two gradients animated with real numbers, and the shape oracle.
+"""The conv lab: a convolution and its two gradients animated with real numbers, and the shape
+oracle, for 1, 2 or 3 spatial axes.
 
 ``tc.conv_lab(x_shape, w_shape, strides, padding, dilations, ...)`` returns a :class:`ConvLab` with
-three animations, each a list of :class:`Frame` s:
+three animations, each a list of :class:`Frame` s. The rank comes from ``x_shape``: 3 dims is a
+1-D conv (x ``[N, W, C]`` NWC or NCW, w ``[k, Cin/groups, Cout]``, ``tc.conv1d``), 4 dims 2-D
+(NHWC / NCHW, HWIO, ``tc.conv2d``), 5 dims 3-D (NDHWC / NCDHW, DHWIO, ``tc.conv3d``). In 2-D:
 
 * ``forward``: one frame per output element ``y[n, a, b, q]``: the window over the padded input,
   the products ``x * w`` and their running sum;
@@ -13,17 +16,21 @@ three animations, each a list of :class:`Frame` s:
 * ``filter_grad``: one frame per filter element ``dw[u, v, c, q]``: the correlation of x with dy
   (dy acts as a filter with stride = the forward dilation and dilation = the forward stride).
 
-Nothing here re-derives the conv arithmetic. Which cells meet in which product is read from the
-engine's own ops applied to probes: ``tc.conv2d`` of an index-coded input with one-hot filters
-gives every window (the Jacobian's sparsity), and ``tinygrad_conv.derivations``' ``dilate`` and
-``pad_or_crop`` applied to an index-coded dy place dy in ``zfull`` (the gather view's windows are
-again read from ``tc.conv2d``). The values come from ``tc.conv2d``, ``tc.conv2d_backprop_input``
-and ``tc.conv2d_backprop_filter``, and the frames' products must add up to those results (checked
-when the lab is built, see :attr:`ConvLab.checks`).
+1-D and 3-D are the same with one or three spatial indices (``y[n, a, q]``, ``y[n, a, b, c', q]``).
 
-Indices: x, y, dy, d_x are NHWC ``(n, h, w, c)`` and w, d_w HWIO ``(u, v, c_in_group, q)`` whatever
-``data_format``; an x index with ``h`` or ``w`` outside the input (negative or ``>= H``) is a cell
-of the forward's zero padding. ``zfull`` indices are NHWC in its own (larger) frame.
+Nothing here re-derives the conv arithmetic. Which cells meet in which product is read from the
+engine's own ops of the lab's rank applied to probes: ``tc.conv1d`` / ``tc.conv2d`` /
+``tc.conv3d`` of an index-coded input with one-hot filters gives every window (the Jacobian's
+sparsity), and ``tinygrad_conv.derivations``' ``dilate`` and ``pad_or_crop`` applied to an
+index-coded dy place dy in ``zfull`` (the gather view's windows are again read from the conv).
+The values come from the conv and its two backprop ops of that rank (``conv1d_backprop_input``,
+``conv2d_backprop_input``, ``conv3d_backprop_input_v2``, ...), and the frames' products must add
+up to those results (checked when the lab is built, see :attr:`ConvLab.checks`).
+
+Indices: x, y, dy, d_x are channels-last ``(n, *spatial, c)`` (NWC / NHWC / NDHWC) and w, d_w
+``(*taps, c_in_group, q)`` (WIO / HWIO / DHWIO) whatever ``data_format``; an x index with a
+spatial coordinate outside the input (negative or ``>=`` the size) is a cell of the forward's
+zero padding. ``zfull`` indices are channels-last in its own (larger) frame.
 
 Limits: an animation may have at most :data:`MAX_FRAMES` frames and :data:`MAX_TERMS` products in
 all (the page carries every number); larger geometries raise ValueError naming the counts. The
@@ -40,7 +47,12 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_conv.kernels.padding import ConvGeometry, check_out_backprop, conv_geometry
+from tinygrad_conv.kernels.padding import (
+    ConvGeometry,
+    check_out_backprop,
+    conv_geometry,
+    conv_geometry_nd,
+)
 
 __all__ = [
     "MAX_FRAMES",
@@ -66,6 +78,32 @@ _OP = "conv_lab"
 # cell kinds in grids and frames
 KIND_VALUE, KIND_PAD, KIND_INSERTED = 0, 1, 2
 
+#: Per number of spatial axes: the data formats (channels-last first), the filter layout, the
+#: names of the spatial axes and of the output sizes / taps in the limit messages.
+_FORMATS = {1: ("NWC", "NCW"), 2: ("NHWC", "NCHW"), 3: ("NDHWC", "NCDHW")}
+_FILTER = {1: "WIO", 2: "HWIO", 3: "DHWIO"}
+_AXES = {1: ("width",), 2: ("height", "width"), 3: ("depth", "height", "width")}
+_OUT_NAMES = {1: "Wo", 2: "Ho*Wo", 3: "Do*Ho*Wo"}
+_TAP_NAMES = {1: "k", 2: "kh*kw", 3: "kd*kh*kw"}
+
+
+def _ops(rank: int) -> tuple[Any, Any, Any, tuple[str, str, str]]:
+    """The engine's conv, backprop-input and backprop-filter ops of ``rank`` and their names."""
+    from tinygrad_conv.ops import conv as C
+
+    if rank == 1:
+        fns = (C.conv1d, C.conv1d_backprop_input, C.conv1d_backprop_filter)
+    elif rank == 2:
+        fns = (C.conv2d, C.conv2d_backprop_input, C.conv2d_backprop_filter)
+    else:
+        fns = (C.conv3d, C.conv3d_backprop_input_v2, C.conv3d_backprop_filter_v2)
+    return (*fns, tuple(f.__name__ for f in fns))  # type: ignore[return-value]
+
+
+def _pad_arg(geom: ConvGeometry) -> list[list[int]]:
+    """The resolved pads as explicit ``[before, after]`` pairs, one per spatial axis."""
+    return [list(p) for p in geom.pads]
+
 
 # ----------------------------------------------------------------------------- frames
 
@@ -74,9 +112,10 @@ KIND_VALUE, KIND_PAD, KIND_INSERTED = 0, 1, 2
 class Frame:
     """One step of an animation: the products that are added in it.
 
-    ``index`` is the element the frame is about (forward: ``y[n, a, b, q]``; input_grad:
-    ``dy[n, a, b, q]``; filter_grad: ``dw[u, v, c, q]``). Row k of the ``[K, 4]`` index arrays
-    and entry k of the ``[K]`` value arrays describe one product ``a[k] * b[k]``:
+    ``index`` is the element the frame is about (2-D forward: ``y[n, a, b, q]``; input_grad:
+    ``dy[n, a, b, q]``; filter_grad: ``dw[u, v, c, q]``; 1-D / 3-D have one / three spatial
+    indices). Row k of the ``[K, r + 2]`` index arrays (r spatial axes) and entry k of the ``[K]``
+    value arrays describe one product ``a[k] * b[k]``:
 
     * ``targets[k]``: the result element it is added to (y, d_x or d_w index);
     * ``sources[k]``: the first factor's index (x, dy or zfull), ``taps[k]``: the second's
@@ -88,7 +127,7 @@ class Frame:
       forward and filter_grad the last one is the frame's result element). NaN where not kept.
     """
 
-    index: tuple[int, int, int, int]
+    index: tuple[int, ...]
     targets: np.ndarray
     sources: np.ndarray
     taps: np.ndarray
@@ -100,7 +139,7 @@ class Frame:
     partial: np.ndarray
 
     @property
-    def contributors(self) -> list[tuple[int, int, int, int]]:
+    def contributors(self) -> list[tuple[int, ...]]:
         """The contributing input indices (``sources``) as tuples, in term order."""
         return [tuple(int(v) for v in row) for row in self.sources]  # type: ignore[misc]
 
@@ -115,16 +154,18 @@ class Frame:
 
 @dataclass(eq=False)
 class Grid:
-    """An array as the page and the media draw it: 4-D values, the kind of every cell (0 value,
-    1 padding zero, 2 inserted zero), the layout naming its axes, and ``offset``: the index of the
-    grid's cell ``[.., 0, 0, ..]`` in the array's own coordinates (negative for a padded canvas)."""
+    """An array as the page and the media draw it: ``r + 2``-D values (r spatial axes), the kind
+    of every cell (0 value, 1 padding zero, 2 inserted zero), the layout naming its axes
+    (``NHWC``-like for data, ``HWIO``-like for filters: the spatial axes lead), and ``offset``:
+    per spatial axis, the index of the grid's first cell in the array's own coordinates (negative
+    for a padded canvas)."""
 
     key: str
     title: str
     layout: str
     values: np.ndarray
     kinds: np.ndarray
-    offset: tuple[int, int] = (0, 0)
+    offset: tuple[int, ...] = (0, 0)
     result: bool = False
     groups: int = 1
 
@@ -148,9 +189,10 @@ class Animation:
 
     ``frames`` are the main view's frames; ``views`` lists every view (input_grad has the scatter
     and the gather view, frame for frame in step); ``result`` is the engine op's value and ``op``
-    names it: forward ``y: [N, Ho, Wo, Cout]``, input_grad ``d_x: [N, H, W, Cin]``, filter_grad
-    ``d_w: [kh, kw, Cin/groups, Cout]`` (NHWC / HWIO whatever data_format). ``grids`` are the
-    arrays the page draws (x on its padded canvas, w, y, dy, zfull, rot180(w), d_x, d_w).
+    names it: 2-D forward ``y: [N, Ho, Wo, Cout]``, input_grad ``d_x: [N, H, W, Cin]``,
+    filter_grad ``d_w: [kh, kw, Cin/groups, Cout]`` (NHWC / HWIO whatever data_format; 1-D and
+    3-D likewise with one / three spatial axes). ``grids`` are the arrays the page draws (x on its
+    padded canvas, w, y, dy, zfull, rot180(w), d_x, d_w).
     """
 
     name: str
@@ -220,47 +262,107 @@ class Animation:
 class ShapeOracle:
     """What the conv arithmetic says about one geometry, per spatial axis and in words.
 
-    ``output_hw``, ``pads``, ``leftover`` as the engine resolved them; ``same_inputs``: per axis,
-    every input size that gives the same output size (the sizes among which
-    ``conv2d_transpose`` needs ``output_shape`` to choose); ``overlap``: ``[H, W]`` count of
-    (dy element, tap) pairs that land on each input cell in the transposed conv (uneven counts are
-    the checkerboard); ``torch_conv2d`` / ``torch_conv_transpose2d``: the equivalent PyTorch call
-    as keyword arguments (``pad`` is an ``F.pad`` to apply first) or None where none exists;
-    ``text``: all of it in words with the numbers.
+    ``geometry``: the engine's resolved geometry (one entry per spatial axis: W, H W or D H W);
+    ``same_inputs``: per axis, every input size that gives the same output size (the sizes among
+    which ``conv*_transpose`` needs ``output_shape`` to choose); ``overlap``: ``[*spatial]`` count
+    of (dy element, tap) pairs that land on each input cell in the transposed conv (uneven counts
+    are the checkerboard); ``torch_conv`` / ``torch_conv_transpose``: the keyword arguments of the
+    equivalent PyTorch call ``F.conv{r}d`` / ``F.conv_transpose{r}d`` (``pad`` is an ``F.pad`` to
+    apply first) or None where none exists; ``text``: all of it in words with the numbers.
     """
 
     geometry: ConvGeometry
     groups: int
-    same_inputs: tuple[tuple[int, ...], tuple[int, ...]]
+    same_inputs: tuple[tuple[int, ...], ...]
     overlap: np.ndarray
-    torch_conv2d: dict[str, Any]
-    torch_conv_transpose2d: dict[str, Any] | None
+    torch_conv: dict[str, Any]
+    torch_conv_transpose: dict[str, Any] | None
     text: str
+
+    @property
+    def rank(self) -> int:
+        """Number of spatial axes (1, 2 or 3)."""
+        return self.geometry.rank
+
+    @property
+    def torch_conv2d(self) -> dict[str, Any]:
+        """:attr:`torch_conv` (the name from when the lab was 2-D only)."""
+        return self.torch_conv
+
+    @property
+    def torch_conv_transpose2d(self) -> dict[str, Any] | None:
+        """:attr:`torch_conv_transpose` (the name from when the lab was 2-D only)."""
+        return self.torch_conv_transpose
 
     def __str__(self) -> str:
         return self.text
 
 
+def _geometry(
+    op: str,
+    rank: int,
+    x_shape: Sequence[int],
+    w_shape: Sequence[int],
+    strides: Any,
+    padding: Any,
+    dilations: Any,
+    data_format: str,
+) -> ConvGeometry:
+    """The engine's geometry of the lab's rank (2-D: conv_geometry, with its channel checks; 1-D /
+    3-D: conv_geometry_nd, and the same channel checks here)."""
+    if rank == 2:
+        return conv_geometry(op, x_shape, w_shape, strides, padding, dilations, data_format)
+    fl = _FILTER[rank]
+    ws = _int_shape(op, "w_shape", w_shape)
+    if len(ws) != rank + 2:
+        raise ValueError(
+            f"{op}: w_shape {_tuple(ws)} must have {rank + 2} dims ({fl}) for the {rank}-D input "
+            f"x_shape {_tuple(x_shape)} ({data_format})"
+        )
+    if min(ws) < 1:
+        raise ValueError(f"{op}: filter shape {ws} ({fl}) must have positive dimensions")
+    geom = conv_geometry_nd(op, rank, x_shape, ws[:-2], strides, padding, dilations, data_format)
+    xs = _channels_last(x_shape, data_format)
+    c, cg, cout = xs[-1], ws[-2], ws[-1]
+    if c < 1 or c % cg:
+        raise ValueError(
+            f"{op}: input channels {c} (input shape {tuple(int(v) for v in x_shape)}, "
+            f"{data_format}) must be a multiple of the filter's in-channels {cg} (filter shape "
+            f"{ws}, {fl})"
+        )
+    if cout % (c // cg):
+        raise ValueError(
+            f"{op}: filter out-channels {cout} (filter shape {ws}) must be divisible by "
+            f"groups = {c} // {cg} = {c // cg} (input shape {tuple(int(v) for v in x_shape)})"
+        )
+    return geom
+
+
 def _same_output_sizes(geom: ConvGeometry, axis: int, padding: Any) -> tuple[int, ...]:
-    """Every input size along ``axis`` for which the engine's conv_geometry gives the same output
-    size (the other axis held): asked of the engine, not computed from a formula."""
+    """Every input size along ``axis`` for which the engine's geometry gives the same output
+    size (the other axes held): asked of the engine, not computed from a formula."""
     o = geom.output_hw[axis]
     s = geom.strides[axis]
     e = geom.effective_kernel_hw[axis]
-    pads = geom.pads
+    r = geom.rank
     # the search window: far enough below and above i that the output size must differ there
     lo = max(1, geom.input_hw[axis] - 2 * s - e - 1)
     hi = geom.input_hw[axis] + 2 * s + e + 1
+    pad_arg = padding if isinstance(padding, str) else _pad_arg(geom)
     found = []
     for i in range(lo, hi + 1):
-        hw = list(geom.input_hw)
-        hw[axis] = i
-        pad_arg = padding if isinstance(padding, str) else [list(pads[0]), list(pads[1])]
+        size = list(geom.input_hw)
+        size[axis] = i
         try:
-            g = conv_geometry(
-                _OP, (1, hw[0], hw[1], 1), (*geom.kernel_hw, 1, 1), geom.strides, pad_arg,
-                geom.dilations,
-            )  # fmt: skip
+            if r == 2:
+                g = conv_geometry(
+                    _OP, (1, *size, 1), (*geom.kernel_hw, 1, 1), geom.strides, pad_arg,
+                    geom.dilations,
+                )  # fmt: skip
+            else:
+                g = conv_geometry_nd(
+                    _OP, r, (1, *size, 1), geom.kernel_hw, geom.strides, pad_arg, geom.dilations
+                )
         except ValueError:
             continue
         if g.output_hw[axis] == o:
@@ -269,19 +371,19 @@ def _same_output_sizes(geom: ConvGeometry, axis: int, padding: Any) -> tuple[int
 
 
 def _torch_calls(geom: ConvGeometry, groups: int) -> tuple[dict[str, Any], dict[str, Any] | None]:
-    (pt, pb), (pl, pr) = geom.pads
     fwd: dict[str, Any] = {
         "stride": geom.strides,
         "dilation": geom.dilations,
         "groups": groups,
     }
-    if pt == pb and pl == pr:
-        fwd["padding"] = (pt, pl)
+    if all(lo == hi for lo, hi in geom.pads):
+        fwd["padding"] = tuple(lo for lo, _ in geom.pads)
         fwd["pad"] = None
     else:
-        fwd["padding"] = (0, 0)
-        fwd["pad"] = (pl, pr, pt, pb)  # F.pad's order: last axis first
-    # conv_transpose2d crops `padding` from both ends of the full output and adds output_padding
+        fwd["padding"] = (0,) * geom.rank
+        # F.pad's order: last axis first, (before, after) each
+        fwd["pad"] = tuple(v for lo, hi in reversed(geom.pads) for v in (lo, hi))
+    # conv_transpose crops `padding` from both ends of the full output and adds output_padding
     # at the end: full[p_lo : L - p_lo + op] must be the input's rows full[p_lo : p_lo + i]
     ops = []
     for i, (lo, _hi), e, s, o, d in zip(
@@ -295,7 +397,7 @@ def _torch_calls(geom: ConvGeometry, groups: int) -> tuple[dict[str, Any], dict[
         ops.append(op)
     tr = {
         "stride": geom.strides,
-        "padding": (pt, pl),
+        "padding": tuple(lo for lo, _ in geom.pads),
         "output_padding": tuple(ops),
         "dilation": geom.dilations,
         "groups": groups,
@@ -303,28 +405,57 @@ def _torch_calls(geom: ConvGeometry, groups: int) -> tuple[dict[str, Any], dict[
     return fwd, tr
 
 
-def _torch_text(fwd: dict[str, Any], tr: dict[str, Any] | None) -> list[str]:
-    def t(v: Any) -> str:
-        return f"({v[0]}, {v[1]})"
+def _ttuple(v: Sequence[int]) -> str:
+    """A Python tuple literal: ``(2,)``, ``(1, 2)``."""
+    return "(" + ", ".join(str(int(a)) for a in v) + ("," if len(v) == 1 else "") + ")"
 
+
+def _torch_text(fwd: dict[str, Any], tr: dict[str, Any] | None, rank: int) -> list[str]:
+    t = _ttuple
     x = f"F.pad(x, {fwd['pad']})" if fwd["pad"] else "x"
+    perm = ", ".join(map(str, (rank + 1, rank, *range(rank))))
+    chf = _FORMATS[rank][1]
     lines = [
-        "PyTorch (NCHW x, weight = w.permute(3, 2, 0, 1)):",
-        f"  y  = F.conv2d({x}, weight, stride={t(fwd['stride'])}, padding={t(fwd['padding'])}, "
-        f"dilation={t(fwd['dilation'])}, groups={fwd['groups']})",
+        f"PyTorch ({chf} x, weight = w.permute({perm})):",
+        f"  y  = F.conv{rank}d({x}, weight, stride={t(fwd['stride'])}, "
+        f"padding={t(fwd['padding'])}, dilation={t(fwd['dilation'])}, groups={fwd['groups']})",
     ]
     if tr is None:
         lines.append(
-            "  dx = no single F.conv_transpose2d call: its padding is symmetric and output_padding "
-            "must lie in [0, max(stride, dilation)); crop its full output instead"
+            f"  dx = no single F.conv_transpose{rank}d call: its padding is symmetric and "
+            "output_padding must lie in [0, max(stride, dilation)); crop its full output instead"
         )
     else:
         lines.append(
-            f"  dx = F.conv_transpose2d(dy, weight, stride={t(tr['stride'])}, "
+            f"  dx = F.conv_transpose{rank}d(dy, weight, stride={t(tr['stride'])}, "
             f"padding={t(tr['padding'])}, output_padding={t(tr['output_padding'])}, "
             f"dilation={t(tr['dilation'])}, groups={tr['groups']})"
         )
     return lines
+
+
+def _rank_of(x_shape: Any) -> int:
+    """1, 2 or 3 spatial axes from the number of dims of ``x_shape`` (3, 4 or 5)."""
+    dims = _int_shape(_OP, "x_shape", x_shape)
+    if len(dims) not in (3, 4, 5):
+        raise ValueError(
+            f"{_OP}: x_shape {_tuple(dims)} has {len(dims)} dims; the lab takes 3 (1-D: NWC or "
+            "NCW), 4 (2-D: NHWC or NCHW) or 5 (3-D: NDHWC or NCDHW)"
+        )
+    return len(dims) - 2
+
+
+def _check_format(op: str, rank: int, data_format: Any) -> str:
+    if data_format is None:
+        return _FORMATS[rank][0]
+    ok = _FORMATS[rank]
+    if not isinstance(data_format, str) or data_format.upper() not in ok:
+        raise ValueError(
+            f"{op}: data_format must be {ok[0]!r} or {ok[1]!r}"
+            + (f" for a {rank}-D x_shape" if rank != 2 else "")
+            + f", got {data_format!r}"
+        )
+    return data_format.upper()
 
 
 def shape_oracle(
@@ -333,42 +464,49 @@ def shape_oracle(
     strides: int | Sequence[int] = 1,
     padding: str | Sequence[Sequence[int]] = "VALID",
     dilations: int | Sequence[int] = 1,
-    data_format: str = "NHWC",
+    data_format: str | None = None,
 ) -> ShapeOracle:
-    """The conv arithmetic of one geometry with the user's numbers.
+    """The conv arithmetic of one geometry with the user's numbers, per spatial axis.
 
     Args:
-        x_shape: input shape ``[N, H, W, Cin]`` (``[N, Cin, H, W]`` with data_format='NCHW').
-        w_shape: HWIO filter ``[kh, kw, Cin/groups, Cout]``.
-        strides, padding, dilations, data_format: as ``tc.conv2d``.
+        x_shape: input shape in data_format order: 1-D ``[N, W, Cin]`` (NWC; ``[N, Cin, W]``
+            NCW), 2-D ``[N, H, W, Cin]`` (NHWC / NCHW), 3-D ``[N, D, H, W, Cin]`` (NDHWC /
+            NCDHW). The number of dims picks the rank.
+        w_shape: filter ``[*k, Cin/groups, Cout]`` (WIO / HWIO / DHWIO).
+        strides, padding, dilations: as ``tc.conv1d`` / ``tc.conv2d`` / ``tc.conv3d``.
+        data_format: one of the rank's formats; channels-last by default.
 
     Returns:
         A :class:`ShapeOracle`: output size formula, TF's SAME split, every input size giving the
-        same output, the transposed conv's overlap-count map ``[H, W]`` and the PyTorch calls.
+        same output, the transposed conv's overlap-count map ``[*spatial]`` and the PyTorch calls.
 
     Raises:
-        ValueError / TypeError: as ``tc.conv2d`` for bad shapes (named ``shape_oracle``).
+        ValueError / TypeError: as the conv of that rank for bad shapes (named ``shape_oracle``).
     """
-    from tinygrad_conv.ops.conv import conv2d_backprop_input
-
     op = "shape_oracle"
-    geom = conv_geometry(op, x_shape, w_shape, strides, padding, dilations, data_format)
-    xs = _nhwc_shape(x_shape, data_format)
-    groups = xs[3] // int(w_shape[2])
-    same = (_same_output_sizes(geom, 0, padding), _same_output_sizes(geom, 1, padding))
-    (h, w_), (oh, ow) = geom.input_hw, geom.output_hw
+    rank = _rank_of(x_shape)
+    data_format = _check_format(op, rank, data_format)
+    geom = _geometry(op, rank, x_shape, w_shape, strides, padding, dilations, data_format)
+    _, backprop_input, _, names = _ops(rank)
+    xs = _channels_last(x_shape, data_format)
+    groups = xs[-1] // int(w_shape[-2])
+    same = tuple(_same_output_sizes(geom, a, padding) for a in range(rank))
     # the overlap counts: the transposed conv (the engine's backprop-input) of ones with ones
-    overlap = conv2d_backprop_input(
-        np.array((1, h, w_, 1)),
+    overlap = backprop_input(
+        np.array((1, *geom.input_hw, 1)),
         np.ones((*geom.kernel_hw, 1, 1)),
-        np.ones((1, oh, ow, 1)),
+        np.ones((1, *geom.output_hw, 1)),
         geom.strides,
-        [list(geom.pads[0]), list(geom.pads[1])],
+        _pad_arg(geom),
         dilations=geom.dilations,
-    ).data[0, :, :, 0]
+    ).data[(0, ..., 0)]
     fwd, tr = _torch_calls(geom, groups)
-    lines = [f"shape oracle: x {_tuple(xs)} NHWC, w {_tuple(w_shape)} HWIO, groups {groups}"]
-    for axis, name in enumerate(("height", "width")):
+    lines = [
+        f"shape oracle: x {_tuple(xs)} {_FORMATS[rank][0]}, w {_tuple(w_shape)} {_FILTER[rank]}, "
+        f"groups {groups}"
+    ]
+    transpose = f"conv{rank}d_transpose / {names[1]}"
+    for axis, name in enumerate(_AXES[rank]):
         i, k = geom.input_hw[axis], geom.kernel_hw[axis]
         s, d = geom.strides[axis], geom.dilations[axis]
         lo, hi = geom.pads[axis]
@@ -385,24 +523,30 @@ def shape_oracle(
                 f"  SAME: o = ceil({i}/{s}) = {o}; total pad = max((o-1)s + e - i, 0) = "
                 f"max({o - 1}*{s}+{e}-{i}, 0) = {total}; p_lo = total // 2 = {lo}, "
                 f"p_hi = total - p_lo = {hi}"
-                + (" (the odd extra one goes to the bottom/right)" if hi > lo else "")
+                + (f" (the odd extra one goes to the {_end(rank, name)})" if hi > lo else "")
             )
         sizes = same[axis]
         lines.append(
             f"  input {name}s giving output {o}: {', '.join(map(str, sizes))}"
-            + (
-                " -> conv2d_transpose / conv2d_backprop_input need output_shape to choose"
-                if len(sizes) > 1
-                else " (unique)"
-            )
+            + (f" -> {transpose} need output_shape to choose" if len(sizes) > 1 else " (unique)")
         )
     lines.append(
         "overlap count of the transposed conv (taps landing on each input cell; uneven = "
         "checkerboard):"
     )
     width = max(len(str(int(v))) for v in overlap.ravel())
-    for row in overlap:
-        lines.append("  " + " ".join(str(int(v)).rjust(width) for v in row))
+
+    def rows(plane: np.ndarray) -> list[str]:
+        return ["  " + " ".join(str(int(v)).rjust(width) for v in row) for row in plane]
+
+    if rank == 1:
+        lines += rows(overlap[None, :])
+    elif rank == 2:
+        lines += rows(overlap)
+    else:  # one depth slice after the other
+        for dd, plane in enumerate(overlap):
+            lines.append(f"  depth {dd}:")
+            lines += rows(plane)
     lo_c, hi_c = int(overlap.min()), int(overlap.max())
     lines.append(
         f"  counts {lo_c}..{hi_c}"
@@ -413,8 +557,15 @@ def shape_oracle(
             " kernel, neighbouring inner cells differ too: the checkerboard)"
         )
     )
-    lines += _torch_text(fwd, tr)
+    lines += _torch_text(fwd, tr, rank)
     return ShapeOracle(geom, groups, same, overlap, fwd, tr, "\n".join(lines))
+
+
+def _end(rank: int, axis_name: str) -> str:
+    """Where SAME's odd extra pad goes along an axis, in words (2-D keeps its "bottom/right")."""
+    if rank == 2:
+        return "bottom/right"
+    return {"depth": "back", "height": "bottom", "width": "right"}[axis_name]
 
 
 # ----------------------------------------------------------------------------- building the lab
@@ -424,59 +575,75 @@ def _tuple(s: Sequence[int]) -> str:
     return "(" + ", ".join(str(int(v)) for v in s) + ")"
 
 
-def _nhwc_shape(shape: Sequence[int], data_format: str) -> tuple[int, int, int, int]:
+def _int_shape(op: str, name: str, shape: Any) -> tuple[int, ...]:
+    try:
+        dims = tuple(shape)
+    except TypeError:
+        raise TypeError(f"{op}: {name} must be a sequence of ints, got {shape!r}") from None
+    if not all(isinstance(v, int | np.integer) and not isinstance(v, bool) for v in dims):
+        raise TypeError(f"{op}: {name} must contain ints, got {shape!r}")
+    return tuple(int(v) for v in dims)
+
+
+def _channels_last(shape: Sequence[int], data_format: str) -> tuple[int, ...]:
+    """A shape in data_format order as channels-last (``NC...`` formats move C to the end)."""
     s = tuple(int(v) for v in shape)
-    if isinstance(data_format, str) and data_format.upper() == "NCHW":
-        return (s[0], s[2], s[3], s[1])
-    return s  # type: ignore[return-value]
+    if isinstance(data_format, str) and data_format.upper()[1] == "C":
+        return (s[0], *s[2:], s[1])
+    return s
 
 
 def _array(
-    name: str, value: Any, shape: tuple[int, ...], data_format: str, nhwc: bool
+    name: str, value: Any, shape: tuple[int, ...], data_format: str, data: bool
 ) -> np.ndarray:
+    """``value`` as a float64 channels-last array of ``shape`` (data arrays given in a
+    channels-first data_format are transposed), or a clear error."""
     from tinygrad_conv.tensor import Tensor
 
     a = value.data if isinstance(value, Tensor) else np.asarray(value)
     if a.dtype.kind not in "fiub":
         raise TypeError(f"{_OP}: {name} must hold numbers, got dtype {a.dtype}")
-    if nhwc and data_format == "NCHW":
-        if a.ndim == 4:
-            a = a.transpose(0, 2, 3, 1)
+    first = data and data_format[1] == "C"
+    if first and a.ndim == len(shape):
+        a = a.transpose(0, *range(2, a.ndim), 1)
     if a.shape != shape:
-        want = shape if not (nhwc and data_format == "NCHW") else (shape[0], shape[3], *shape[1:3])
+        want = (shape[0], shape[-1], *shape[1:-1]) if first else shape
+        layout = data_format if data else _FILTER[len(shape) - 2]
         raise ValueError(
             f"{_OP}: {name} has shape {tuple(np.shape(value))} but the geometry needs "
-            f"{_tuple(want)} ({data_format if nhwc else 'HWIO'})"
+            f"{_tuple(want)} ({layout})"
         )
     return np.ascontiguousarray(a, dtype=np.float64)
 
 
-def _coded(shape_hw: tuple[int, int]) -> np.ndarray:
-    """``[1, h, w, 1]`` holding 1 + the flat index of every cell (0 stays free for 'nothing')."""
-    h, w = shape_hw
-    return (np.arange(h * w, dtype=np.float64) + 1).reshape(1, h, w, 1)
+def _coded(shape: tuple[int, ...]) -> np.ndarray:
+    """``[1, *shape, 1]`` holding 1 + the flat index of every cell (0 stays free for 'nothing')."""
+    size = int(np.prod(shape))
+    return (np.arange(size, dtype=np.float64) + 1).reshape(1, *shape, 1)
 
 
-def _tap_probes(kh: int, kw: int) -> np.ndarray:
-    """One-hot filters ``[kh, kw, 1, kh*kw]``: output channel u*kw + v reads only tap (u, v)."""
-    return np.eye(kh * kw, dtype=np.float64).reshape(kh, kw, 1, kh * kw)
+def _tap_probes(kernel: tuple[int, ...]) -> np.ndarray:
+    """One-hot filters ``[*kernel, 1, K]`` (K taps): output channel t reads only tap t (taps in
+    row-major order, e.g. ``u*kw + v`` in 2-D)."""
+    k = int(np.prod(kernel))
+    return np.eye(k, dtype=np.float64).reshape(*kernel, 1, k)
 
 
 def _window_map(geom: ConvGeometry) -> np.ndarray:
-    """``[Ho, Wo, kh*kw, 2]``: the padded-input cell (row, col) that tap (u, v) reads at output
-    (a, b), read from tc.conv2d of the index-coded padded input with one-hot filters."""
-    from tinygrad_conv.ops.conv import conv2d
-
-    (pt, pb), (pl, pr) = geom.pads
-    hp, wp = geom.input_hw[0] + pt + pb, geom.input_hw[1] + pl + pr
-    kh, kw = geom.kernel_hw
-    got = conv2d(
-        _coded((hp, wp)), _tap_probes(kh, kw), geom.strides, "VALID", dilations=geom.dilations
-    )
-    code = np.rint(got.data[0]).astype(np.int64) - 1  # [Ho, Wo, K]
-    if got.shape[1:3] != geom.output_hw or code.min() < 0:
+    """``[*out, K, r]``: the input cell (one coordinate per spatial axis, negative or past the end
+    in the padding) that tap t reads at each output position, read from the engine's conv of the
+    lab's rank applied to the index-coded padded input with one-hot filters."""
+    conv = _ops(geom.rank)[0]
+    padded = tuple(i + lo + hi for i, (lo, hi) in zip(geom.input_hw, geom.pads, strict=True))
+    got = conv(
+        _coded(padded), _tap_probes(geom.kernel_hw), geom.strides, "VALID",
+        dilations=geom.dilations,
+    )  # fmt: skip
+    code = np.rint(got.data[0]).astype(np.int64) - 1  # [*out, K]
+    if tuple(got.shape[1:-1]) != tuple(geom.output_hw) or code.min() < 0:
         raise RuntimeError(f"{_OP}: the window probe disagrees with the geometry {geom}")
-    return np.stack([code // wp - pt, code % wp - pl], axis=-1)  # input coordinates
+    cells = np.stack(np.unravel_index(code, padded), axis=-1)
+    return cells - np.array([lo for lo, _ in geom.pads])  # input coordinates
 
 
 class _Acc:
@@ -514,16 +681,18 @@ def _check_limits(name: str, frames: int, terms: int, what: str, views: str = ""
 
 @dataclass(eq=False)
 class ConvLab:
-    """The lab of one conv2d geometry: three animations, the shape oracle and the numbers.
+    """The lab of one conv geometry (1, 2 or 3 spatial axes): three animations, the shape oracle
+    and the numbers.
 
     Attributes:
-        x: ``[N, H, W, Cin]``, w: ``[kh, kw, Cin/groups, Cout]``, dy: ``[N, Ho, Wo, Cout]``
-            (NHWC / HWIO, float64; inputs given as NCHW are transposed);
+        x: ``[N, *S, Cin]``, w: ``[*k, Cin/groups, Cout]``, dy: ``[N, *So, Cout]`` (channels-last
+            NWC / NHWC / NDHWC and WIO / HWIO / DHWIO, float64; inputs given channels-first are
+            transposed);
         geometry: the engine's resolved :class:`ConvGeometry`; groups; data_format;
         forward, input_grad, filter_grad: the :class:`Animation` s;
         oracle: the :class:`ShapeOracle`;
         zfull: dy dilated by the strides and padded to "full" (the gather view's input);
-        wrot: ``swap_in_out(rot180(w))`` ``[kh, kw, Cout/groups, Cin]`` (the gather view's filter);
+        wrot: ``swap_in_out(rot180(w))`` ``[*k, Cout/groups, Cin]`` (the gather view's filter);
         checks: name -> bool, every frame sum against the engine ops and the derivations.
     """
 
@@ -544,17 +713,27 @@ class ConvLab:
     checks: dict[str, bool] = field(default_factory=dict)
 
     @property
+    def rank(self) -> int:
+        """Number of spatial axes (1, 2 or 3)."""
+        return self.geometry.rank
+
+    @property
+    def layouts(self) -> tuple[str, str]:
+        """The channels-last layouts of the data and of the filter, e.g. ``('NHWC', 'HWIO')``."""
+        return _FORMATS[self.rank][0], _FILTER[self.rank]
+
+    @property
     def animations(self) -> list[Animation]:
         """``[forward, input_grad, filter_grad]``."""
         return [self.forward, self.input_grad, self.filter_grad]
 
     def group_of_channel(self, c: int) -> int:
         """The group an input channel of x belongs to."""
-        return int(c) // self.w.shape[2]
+        return int(c) // self.w.shape[-2]
 
     def group_of_output(self, q: int) -> int:
         """The group an output channel (of y, dy, w) belongs to."""
-        return int(q) // (self.w.shape[3] // self.groups)
+        return int(q) // (self.w.shape[-1] // self.groups)
 
     def save_html(self, path: str | os.PathLike) -> Path:
         """Write one self-contained offline page with all three animations and the oracle."""
@@ -565,13 +744,14 @@ class ConvLab:
     def text(self) -> str:
         """A summary in words: the geometry, the checks and the shape oracle."""
         g = self.geometry
+        dl, fl = self.layouts
         lines = [
-            f"conv lab: x {_tuple(self.x.shape)} NHWC, w {_tuple(self.w.shape)} HWIO, groups "
+            f"conv lab: x {_tuple(self.x.shape)} {dl}, w {_tuple(self.w.shape)} {fl}, groups "
             f"{self.groups}, strides {g.strides}, padding {self.padding!r} -> pads {g.pads}, "
             f"dilations {g.dilations}, y {_tuple(self.dy.shape)}",
         ]
         if self.groups > 1:
-            cg, og = self.w.shape[2], self.w.shape[3] // self.groups
+            cg, og = self.w.shape[-2], self.w.shape[-1] // self.groups
             for gi in range(self.groups):
                 lines.append(
                     f"group {gi}: x / d_x channels {gi * cg}..{(gi + 1) * cg - 1}, y / dy / w "
@@ -599,54 +779,62 @@ def conv_lab(
     w: Any = None,
     dy: Any = None,
     seed: int = 0,
-    data_format: str = "NHWC",
+    data_format: str | None = None,
 ) -> ConvLab:
-    """Animate conv2d, its input gradient (scatter and gather) and its filter gradient.
+    """Animate a conv (1-D, 2-D or 3-D), its input gradient (scatter and gather) and its filter
+    gradient.
 
     Args:
-        x_shape: ``[N, H, W, Cin]`` (``[N, Cin, H, W]`` with data_format='NCHW').
-        w_shape: HWIO ``[kh, kw, Cin/groups, Cout]``; groups = Cin // w_shape[2] as TF infers.
-        strides, padding, dilations: as ``tc.conv2d`` ('VALID', 'SAME' or explicit pairs).
-        x, w, dy: optional values (x and dy in data_format order, w HWIO); missing ones are small
-            integers in [-3, 3] drawn from ``np.random.default_rng(seed)`` in the order x, w, dy
-            (the order of ``derivations.explain_steps``), so the sums are readable and exact.
+        x_shape: in data_format order; its number of dims picks the rank: 1-D ``[N, W, Cin]``
+            (NWC; ``[N, Cin, W]`` with 'NCW'), 2-D ``[N, H, W, Cin]`` (NHWC / NCHW), 3-D
+            ``[N, D, H, W, Cin]`` (NDHWC / NCDHW).
+        w_shape: ``[*k, Cin/groups, Cout]`` (WIO / HWIO / DHWIO); groups = Cin // w_shape[-2] as
+            TF infers.
+        strides, padding, dilations: as ``tc.conv1d`` / ``tc.conv2d`` / ``tc.conv3d`` ('VALID',
+            'SAME' or explicit ``[before, after]`` pairs, one per spatial axis).
+        x, w, dy: optional values (x and dy in data_format order, w channels-last); missing ones
+            are small integers in [-3, 3] drawn from ``np.random.default_rng(seed)`` in the order
+            x, w, dy (the order of ``derivations.explain_steps``), so the sums are readable and
+            exact.
         seed: the seed of the drawn values.
-        data_format: 'NHWC' or 'NCHW'.
+        data_format: one of the rank's two formats; channels-last by default.
 
     Returns:
         A :class:`ConvLab`.
 
     Raises:
-        ValueError: an empty output, channels that do not divide into groups, a value of the
-            wrong shape, or more than MAX_FRAMES frames / MAX_TERMS products in an animation.
+        ValueError: an x_shape of another rank, a w_shape of a rank other than x_shape's, an
+            unknown data_format, an empty output, channels that do not divide into groups, a
+            value of the wrong shape, or more than MAX_FRAMES frames / MAX_TERMS products in an
+            animation.
         TypeError: non-integer shapes, non-numeric values.
     """
-    from tinygrad_conv.ops.conv import conv2d, conv2d_backprop_filter, conv2d_backprop_input
-
-    if not isinstance(data_format, str) or data_format.upper() not in ("NHWC", "NCHW"):
-        raise ValueError(f"{_OP}: data_format must be 'NHWC' or 'NCHW', got {data_format!r}")
-    data_format = data_format.upper()
-    geom = conv_geometry(_OP, x_shape, w_shape, strides, padding, dilations, data_format)
-    xs = _nhwc_shape(x_shape, data_format)
+    rank = _rank_of(x_shape)
+    data_format = _check_format(_OP, rank, data_format)
+    conv, backprop_input, backprop_filter, _ = _ops(rank)
+    geom = _geometry(_OP, rank, x_shape, w_shape, strides, padding, dilations, data_format)
+    xs = _channels_last(x_shape, data_format)
     ws = tuple(int(v) for v in w_shape)
-    n, h, wd, cin = xs
-    kh, kw, cg, cout = ws
+    n, cin = xs[0], xs[-1]
+    kernel, cg, cout = ws[:-2], ws[-2], ws[-1]
     if n < 1:
         raise ValueError(f"{_OP}: x_shape {_tuple(x_shape)} has batch {n}: nothing to animate")
     groups = cin // cg
     og = cout // groups
-    oh, ow = geom.output_hw
-    ys = (n, oh, ow, cout)
-    fwd_frames, fwd_terms = n * oh * ow * cout, n * oh * ow * cout * kh * kw * cg
-    _check_limits("forward", fwd_frames, fwd_terms, f"N*Ho*Wo*Cout = {n}*{oh}*{ow}*{cout}")
+    out = tuple(geom.output_hw)
+    ys = (n, *out, cout)
+    ntaps = int(np.prod(kernel))
+    npos = int(np.prod(out))
+    fwd_frames, fwd_terms = n * npos * cout, n * npos * cout * ntaps * cg
+    sizes = "*".join(map(str, (n, *out, cout)))
+    what = f"N*{_OUT_NAMES[rank]}*Cout = {sizes}"
+    _check_limits("forward", fwd_frames, fwd_terms, what)
+    _check_limits("input_grad", fwd_frames, 2 * fwd_terms, what, " (scatter and gather views)")
+    fg_frames = ntaps * cg * cout
     _check_limits(
-        "input_grad", fwd_frames, 2 * fwd_terms, f"N*Ho*Wo*Cout = {n}*{oh}*{ow}*{cout}",
-        " (scatter and gather views)",
+        "filter_grad", fg_frames, fwd_terms,
+        f"{_TAP_NAMES[rank]}*Cin/groups*Cout = {'*'.join(map(str, (*kernel, cg, cout)))}",
     )  # fmt: skip
-    fg_frames = kh * kw * cg * cout
-    _check_limits(
-        "filter_grad", fg_frames, fwd_terms, f"kh*kw*Cin/groups*Cout = {kh}*{kw}*{cg}*{cout}"
-    )
 
     rng = np.random.default_rng(seed)
     xa = rng.integers(-3, 4, size=xs).astype(np.float64) if x is None else None
@@ -658,123 +846,110 @@ def conv_lab(
         wa = _array("w", w, ws, data_format, False)
     if dya is None:
         dya = _array("dy", dy, ys, data_format, True)
-    check_out_backprop(_OP, geom, dya.shape, n, cout)
+    if rank == 2:
+        check_out_backprop(_OP, geom, dya.shape, n, cout)
 
-    pad_arg = [list(geom.pads[0]), list(geom.pads[1])]
-    y = conv2d(xa, wa, geom.strides, pad_arg, dilations=geom.dilations).data
-    dx = conv2d_backprop_input(
-        np.array(xs), wa, dya, geom.strides, pad_arg, dilations=geom.dilations
-    ).data
-    dw = conv2d_backprop_filter(
+    pad_arg = _pad_arg(geom)
+    y = conv(xa, wa, geom.strides, pad_arg, dilations=geom.dilations).data
+    dx = backprop_input(np.array(xs), wa, dya, geom.strides, pad_arg, dilations=geom.dilations).data
+    dw = backprop_filter(
         xa, np.array(ws), dya, geom.strides, pad_arg, dilations=geom.dilations
     ).data
 
-    wmap = _window_map(geom)  # [Ho, Wo, K, 2] input coordinates of each tap's cell
-    zfull, zkinds, zpos, gmap = _gather_maps(geom, dya)
+    wmap = _window_map(geom).reshape(npos, ntaps, rank)  # input cell of each (position, tap)
+    zfull, zkinds, zpos, gflat = _gather_maps(geom, dya)
     from tinygrad_conv import derivations as D
 
-    wrot = D.swap_in_out(D.rot180(wa), groups).data  # [kh, kw, Og, G*Cg]: the gather filter
+    wrot = D.swap_in_out(D.rot180(wa), groups).data  # [*k, Og, G*Cg]: the gather filter
 
     oracle = shape_oracle(x_shape, ws, strides, padding, dilations, data_format)
     lab = ConvLab(xa, wa, dya, geom, groups, data_format, padding, oracle, zfull, zkinds, wrot)
 
-    in_h = (wmap[..., 0] >= 0) & (wmap[..., 0] < h)
-    in_w = (wmap[..., 1] >= 0) & (wmap[..., 1] < wd)
-    inside = in_h & in_w  # [Ho, Wo, K]
-    taps_uv = np.stack(np.divmod(np.arange(kh * kw), kw), axis=-1)  # [K, 2]
+    size = np.array(geom.input_hw)
+    inside = np.all((wmap >= 0) & (wmap < size), axis=-1)  # [P, K]
+    taps = np.array(list(np.ndindex(*kernel)), dtype=np.int64).reshape(ntaps, rank)  # [K, r]
+    opos = np.array(list(np.ndindex(*out)), dtype=np.int64).reshape(npos, rank)  # [P, r]
     cidx = np.arange(cg)
 
-    def x_value(nn: int, cells: np.ndarray, chans: np.ndarray, ok: np.ndarray) -> np.ndarray:
-        vals = np.zeros(len(cells))
-        vals[ok] = xa[nn, cells[ok, 0], cells[ok, 1], chans[ok]]
-        return vals
-
-    # forward and the scatter view: per (n, a, b, q), every (tap, c) of the group
+    # forward and the scatter view: per (n, output position, q), every (tap, c) of the group
     fwd, scat, gath = [], [], []
     acc_y, acc_dx, acc_dxg = _Acc(ys), _Acc(xs), _Acc(xs)
+    m = ntaps * cg
     for nn in range(n):
-        for a in range(oh):
-            for b in range(ow):
-                cells = np.repeat(wmap[a, b], cg, axis=0)  # [K*cg, 2], order (tap, c)
-                ok = np.repeat(inside[a, b], cg)
-                uv = np.repeat(taps_uv, cg, axis=0)
-                cc = np.tile(cidx, kh * kw)
-                for q in range(cout):
-                    g = q // og
-                    chans = g * cg + cc
-                    xv = x_value(nn, cells, chans, ok)
-                    wv = wa[uv[:, 0], uv[:, 1], cc, q]
-                    m = len(cc)
-                    srcs = np.column_stack([np.full(m, nn), cells, chans])
-                    wid = np.column_stack([uv, cc, np.full(m, q)])
-                    tgt = np.tile(np.array([nn, a, b, q]), (m, 1))
-                    kinds = np.where(ok, KIND_VALUE, KIND_PAD)
-                    prod = xv * wv
-                    allk = np.ones(m, dtype=bool)
-                    fwd.append(
-                        Frame((nn, a, b, q), tgt, srcs, wid, xv, wv, prod, allk, kinds,
-                              acc_y.add(tgt, prod, allk))
-                    )  # fmt: skip
-                    # scatter: dy[n, a, b, q] stamps w[..., q] onto the same cells
-                    dv = np.full(m, dya[nn, a, b, q])
-                    dyidx = np.tile(np.array([nn, a, b, q]), (m, 1))
-                    sprod = dv * wv
-                    scat.append(
-                        Frame((nn, a, b, q), srcs, dyidx, wid, dv, wv, sprod, ok,
-                              np.zeros(m, dtype=np.int64), acc_dx.add(srcs, sprod, ok))
-                    )  # fmt: skip
-                    gath.append(_gather_frame(lab, (nn, a, b, q), zpos, gmap, og, cg, acc_dxg))
-    # filter gradient: per (u, v, c, q), every (n, a, b)
+        for pi in range(npos):
+            cells = np.repeat(wmap[pi], cg, axis=0)  # [K*cg, r], order (tap, c)
+            ok = np.repeat(inside[pi], cg)
+            tp = np.repeat(taps, cg, axis=0)
+            cc = np.tile(cidx, ntaps)
+            for q in range(cout):
+                index = (nn, *(int(v) for v in opos[pi]), q)
+                chans = (q // og) * cg + cc
+                xv = np.zeros(m)
+                xv[ok] = xa[(nn, *cells[ok].T, chans[ok])]
+                wv = wa[(*tp.T, cc, np.full(m, q))]
+                srcs = np.column_stack([np.full(m, nn), cells, chans])
+                wid = np.column_stack([tp, cc, np.full(m, q)])
+                tgt = np.tile(np.array(index), (m, 1))
+                kinds = np.where(ok, KIND_VALUE, KIND_PAD)
+                prod = xv * wv
+                allk = np.ones(m, dtype=bool)
+                fwd.append(
+                    Frame(index, tgt, srcs, wid, xv, wv, prod, allk, kinds,
+                          acc_y.add(tgt, prod, allk))
+                )  # fmt: skip
+                # scatter: dy[index] stamps w[..., q] onto the same cells
+                dv = np.full(m, dya[index])
+                sprod = dv * wv
+                scat.append(
+                    Frame(index, srcs, tgt.copy(), wid, dv, wv, sprod, ok,
+                          np.zeros(m, dtype=np.int64), acc_dx.add(srcs, sprod, ok))
+                )  # fmt: skip
+                gath.append(_gather_frame(lab, index, zpos[pi], gflat, og, cg, acc_dxg))
+    # filter gradient: per (tap, c, q), every (n, output position)
     fg = []
     acc_dw = _Acc(ws)
-    flat_ab = wmap.reshape(oh * ow, kh * kw, 2)
-    inside_ab = inside.reshape(oh * ow, kh * kw)
-    a_idx, b_idx = np.divmod(np.arange(oh * ow), ow)
-    for u in range(kh):
-        for v in range(kw):
-            t = u * kw + v
-            cells1 = flat_ab[:, t]  # [Ho*Wo, 2]
-            ok1 = inside_ab[:, t]
-            cells = np.tile(cells1, (n, 1))
-            ok = np.tile(ok1, n)
-            nn = np.repeat(np.arange(n), oh * ow)
-            aa, bb = np.tile(a_idx, n), np.tile(b_idx, n)
-            m = len(nn)
-            for c in range(cg):
-                for q in range(cout):
-                    chan = (q // og) * cg + c
-                    xv = np.zeros(m)
-                    xv[ok] = xa[nn[ok], cells[ok, 0], cells[ok, 1], chan]
-                    dv = dya[nn, aa, bb, q]
-                    srcs = np.column_stack([nn, cells, np.full(m, chan)])
-                    dyidx = np.column_stack([nn, aa, bb, np.full(m, q)])
-                    tgt = np.tile(np.array([u, v, c, q]), (m, 1))
-                    prod = xv * dv
-                    allk = np.ones(m, dtype=bool)
-                    fg.append(
-                        Frame((u, v, c, q), tgt, srcs, dyidx, xv, dv, prod, allk,
-                              np.where(ok, KIND_VALUE, KIND_PAD), acc_dw.add(tgt, prod, allk))
-                    )  # fmt: skip
+    mm = n * npos
+    nn_all = np.repeat(np.arange(n), npos)
+    pos_all = np.tile(opos, (n, 1))  # [N*P, r]
+    for t in range(ntaps):
+        cells = np.tile(wmap[:, t], (n, 1))  # [N*P, r]
+        ok = np.tile(inside[:, t], n)
+        for c in range(cg):
+            for q in range(cout):
+                index = (*(int(v) for v in taps[t]), c, q)
+                chan = (q // og) * cg + c
+                xv = np.zeros(mm)
+                xv[ok] = xa[(nn_all[ok], *cells[ok].T, np.full(int(ok.sum()), chan))]
+                dyidx = np.column_stack([nn_all, pos_all, np.full(mm, q)])
+                dv = dya[tuple(dyidx.T)]
+                srcs = np.column_stack([nn_all, cells, np.full(mm, chan)])
+                tgt = np.tile(np.array(index), (mm, 1))
+                prod = xv * dv
+                allk = np.ones(mm, dtype=bool)
+                fg.append(
+                    Frame(index, tgt, srcs, dyidx, xv, dv, prod, allk,
+                          np.where(ok, KIND_VALUE, KIND_PAD), acc_dw.add(tgt, prod, allk))
+                )  # fmt: skip
 
+    cname, iname, fname = _ops(rank)[3]
+    r = rank
     grids = _grids(lab, y, dx, dw)
     lab.forward = Animation(
-        "forward", "forward: y = conv2d(x, w)", "conv2d", y,
+        "forward", f"forward: y = {cname}(x, w)", cname, y,
         [View("window", "the window over the padded input", "y", "x", "w", fwd,
               "each frame: one output element, the window's products and their running sum")],
         {k: grids[k] for k in ("x", "w", "y")}, lab,
     )  # fmt: skip
     lab.input_grad = Animation(
-        "input_grad", "input gradient: d_x = conv2d_backprop_input(x.shape, w, dy)",
-        "conv2d_backprop_input", dx,
+        "input_grad", f"input gradient: d_x = {iname}(x.shape, w, dy)", iname, dx,
         [View("scatter", "scatter: each dy element stamps w into d_x", "dx", "dy", "w", scat,
               "stamps that land in the forward's padding are dropped"),
-         View("gather", "gather: conv2d(zfull, rot180(w)), stride 1", "dxg", "zfull", "wrot", gath,
-              "zfull = dy with s-1 zeros inserted, padded to full; the same products")],
+         View("gather", f"gather: conv{r}d(zfull, rot180(w)), stride 1", "dxg", "zfull", "wrot",
+              gath, "zfull = dy with s-1 zeros inserted, padded to full; the same products")],
         {k: grids[k] for k in ("dy", "w", "dx", "zfull", "wrot", "dxg")}, lab,
     )  # fmt: skip
     lab.filter_grad = Animation(
-        "filter_grad", "filter gradient: d_w = conv2d_backprop_filter(x, w.shape, dy)",
-        "conv2d_backprop_filter", dw,
+        "filter_grad", f"filter gradient: d_w = {fname}(x, w.shape, dy)", fname, dw,
         [View("correlation", "correlation of x with dy (stride = d, dilation = s)", "dw", "x",
               "dy", fg, "each frame: one filter element, dy laid over x with dilation = stride")],
         {k: grids[k] for k in ("x", "dy", "dw")}, lab,
@@ -787,109 +962,117 @@ def _gather_maps(
     geom: ConvGeometry, dya: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """zfull (dy dilated and padded to full, by derivations' own ops), the kind of each zfull
-    cell, where each dy cell sits in zfull (``[Ho, Wo, 2]``, -1 if cropped away) and the gather
-    conv's windows ``[H, W, K, 2]`` (the zfull cell rot180 tap u'*kw+v' reads at d_x cell t)."""
+    cell, the flat zfull position of each dy cell (``[P]`` in dy's row-major position order, -1
+    if cropped away) and the gather conv's windows ``[*in, K]`` (the flat zfull cell that rot180
+    tap t reads at each d_x cell), read from the engine's conv of the lab's rank."""
     from tinygrad_conv import derivations as D
-    from tinygrad_conv.ops.conv import conv2d
 
-    oh, ow = geom.output_hw
-    kh, kw = geom.kernel_hw
+    conv = _ops(geom.rank)[0]
+    out = tuple(geom.output_hw)
     full = D.full_padding(geom)
 
     def rearrange(a: np.ndarray) -> np.ndarray:
         return D.pad_or_crop(D.dilate(a, geom.strides), full).data
 
     zfull = rearrange(dya)
-    code = rearrange(_coded((oh, ow)))[0, :, :, 0]
-    region = D.pad_or_crop(
-        np.ones((1, (oh - 1) * geom.strides[0] + 1, (ow - 1) * geom.strides[1] + 1, 1)), full
-    ).data[0, :, :, 0]
+    code = rearrange(_coded(out))[(0, ..., 0)]
+    dilated = tuple((o - 1) * s + 1 for o, s in zip(out, geom.strides, strict=True))
+    region = D.pad_or_crop(np.ones((1, *dilated, 1)), full).data[(0, ..., 0)]
     kinds = np.where(code > 0, KIND_VALUE, np.where(region > 0, KIND_INSERTED, KIND_PAD))
-    zpos = np.full((oh, ow, 2), -1, dtype=np.int64)
-    r, c = np.nonzero(code)
-    flat = np.rint(code[r, c]).astype(np.int64) - 1
-    zpos[flat // ow, flat % ow] = np.stack([r, c], axis=-1)
-    hz, wz = code.shape
-    got = conv2d(_coded((hz, wz)), _tap_probes(kh, kw), 1, "VALID", dilations=geom.dilations)
-    g = np.rint(got.data[0]).astype(np.int64) - 1  # [H, W, K]
-    if got.shape[1:3] != geom.input_hw:
+    zpos = np.full(int(np.prod(out)), -1, dtype=np.int64)
+    flat = code.ravel()
+    where = np.nonzero(flat)[0]
+    zpos[np.rint(flat[where]).astype(np.int64) - 1] = where
+    got = conv(_coded(code.shape), _tap_probes(geom.kernel_hw), 1, "VALID",
+               dilations=geom.dilations)  # fmt: skip
+    if tuple(got.shape[1:-1]) != tuple(geom.input_hw):
         raise RuntimeError(f"{_OP}: the gather probe gives {got.shape}, not the input size")
-    gmap = np.stack([g // wz, g % wz], axis=-1)
-    return zfull, kinds, zpos, gmap
+    gflat = np.rint(got.data[0]).astype(np.int64) - 1  # [*in, K]
+    return zfull, kinds, zpos, gflat
 
 
 def _gather_frame(
     lab: ConvLab,
-    index: tuple[int, int, int, int],
-    zpos: np.ndarray,
-    gmap: np.ndarray,
+    index: tuple[int, ...],
+    zf: int,
+    gflat: np.ndarray,
     og: int,
     cg: int,
     acc: _Acc,
 ) -> Frame:
     """The gather view of dy[index]: every (d_x cell, rot180 tap) whose window reads its zfull
-    cell, times every in-channel of its group."""
-    nn, a, b, q = index
-    kw = lab.geometry.kernel_hw[1]
-    zr, zc = zpos[a, b]
-    if zr < 0:  # cropped away: it only ever stamped into padding
-        hits = np.zeros((0, 3), dtype=np.int64)
+    cell (flat position ``zf``), times every in-channel of its group."""
+    nn, q = index[0], index[-1]
+    r = lab.rank
+    zshape = lab.zfull.shape[1:-1]
+    if zf < 0:  # cropped away: it only ever stamped into padding
+        hits = np.zeros((0, r + 1), dtype=np.int64)
+        zcell: tuple[int, ...] = (-1,) * r
     else:
-        hits = np.argwhere((gmap[..., 0] == zr) & (gmap[..., 1] == zc))  # (t_h, t_w, u'kw+v')
+        hits = np.argwhere(gflat == zf)  # (*d_x cell, tap)
+        zcell = tuple(int(v) for v in np.unravel_index(zf, zshape))
     cc = np.tile(np.arange(cg), len(hits))
     hits = np.repeat(hits, cg, axis=0)
     m = len(cc)
     g = q // og
-    up, vp = np.divmod(hits[:, 2], kw)
+    tp = np.stack(np.unravel_index(hits[:, -1], lab.geometry.kernel_hw), axis=-1).reshape(m, r)
     # the gather filter is derivations' swap_in_out(rot180(w)): in-channel q - g*Og of its group,
     # out-channel g*Cg + c
-    fv = lab.wrot[up, vp, q - g * og, g * cg + cc]
-    zv = np.full(m, lab.zfull[nn, zr, zc, q]) if m else np.zeros(0)
-    tgt = np.column_stack([np.full(m, nn), hits[:, 0], hits[:, 1], g * cg + cc]).astype(np.int64)
-    src = np.tile(np.array([nn, zr, zc, q]), (m, 1))
-    tap = np.column_stack([up, vp, np.full(m, q - g * og), g * cg + cc]).astype(np.int64)
+    fv = lab.wrot[(*tp.T, np.full(m, q - g * og), g * cg + cc)]
+    zv = np.full(m, lab.zfull[(nn, *zcell, q)]) if m else np.zeros(0)
+    tgt = np.column_stack([np.full(m, nn), hits[:, :r], g * cg + cc]).astype(np.int64)
+    src = np.tile(np.array([nn, *zcell, q]), (m, 1))
+    tap = np.column_stack([tp, np.full(m, q - g * og), g * cg + cc]).astype(np.int64)
     prod = zv * fv
     kept = np.ones(m, dtype=bool)
-    tgt = tgt.reshape(m, 4)
-    return Frame(index, tgt, src.reshape(m, 4), tap.reshape(m, 4), zv, fv, prod, kept,
+    w = r + 2
+    tgt = tgt.reshape(m, w)
+    return Frame(index, tgt, src.reshape(m, w), tap.reshape(m, w), zv, fv, prod, kept,
                  np.zeros(m, dtype=np.int64), acc.add(tgt, prod, kept))  # fmt: skip
 
 
 def _grids(lab: ConvLab, y: np.ndarray, dx: np.ndarray, dw: np.ndarray) -> dict[str, Grid]:
-
     g = lab.geometry
-    (pt, pb), (pl, pr) = g.pads
-    xpad = np.pad(lab.x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    dl, fl = lab.layouts
+    xpad = np.pad(lab.x, ((0, 0), *g.pads, (0, 0)))
     kinds = np.full(xpad.shape, KIND_PAD, dtype=np.int64)
-    kinds[:, pt : pt + g.input_hw[0], pl : pl + g.input_hw[1], :] = KIND_VALUE
+    inner = tuple(slice(lo, lo + i) for (lo, _), i in zip(g.pads, g.input_hw, strict=True))
+    kinds[(slice(None), *inner, slice(None))] = KIND_VALUE
+    offset = tuple(-lo for lo, _ in g.pads)
+    zero = (0,) * g.rank
     wrot = lab.wrot
     zeros = np.zeros
     G = lab.groups
     return {
-        "x": Grid(
-            "x", "x (padded; grey = padding zeros)", "NHWC", xpad, kinds, (-pt, -pl), False, G
-        ),
-        "w": Grid("w", "w", "HWIO", lab.w, zeros(lab.w.shape, np.int64), groups=G),
-        "y": Grid("y", "y", "NHWC", y, zeros(y.shape, np.int64), result=True, groups=G),
-        "dy": Grid("dy", "dy", "NHWC", lab.dy, zeros(lab.dy.shape, np.int64), groups=G),
+        "x": Grid("x", "x (padded; grey = padding zeros)", dl, xpad, kinds, offset, False, G),
+        "w": Grid("w", "w", fl, lab.w, zeros(lab.w.shape, np.int64), zero, groups=G),
+        "y": Grid("y", "y", dl, y, zeros(y.shape, np.int64), zero, result=True, groups=G),
+        "dy": Grid("dy", "dy", dl, lab.dy, zeros(lab.dy.shape, np.int64), zero, groups=G),
         "dx": Grid(
-            "dx", "d_x (scatter)", "NHWC", dx, zeros(dx.shape, np.int64), result=True, groups=G
+            "dx", "d_x (scatter)", dl, dx, zeros(dx.shape, np.int64), zero, result=True, groups=G
         ),
         "zfull": Grid(
             "zfull",
             "zfull: dy, inserted zeros (hatched), full padding (grey)",
-            "NHWC",
+            dl,
             lab.zfull,
-            np.broadcast_to(lab.zkinds[None, :, :, None], lab.zfull.shape).copy(),
+            np.broadcast_to(lab.zkinds[None, ..., None], lab.zfull.shape).copy(),
+            zero,
             groups=G,
         ),  # fmt: skip
         "wrot": Grid(
-            "wrot", "rot180(w), in/out swapped", "HWIO", wrot, zeros(wrot.shape, np.int64), groups=G
-        ),
+            "wrot",
+            "rot180(w), in/out swapped",
+            fl,
+            wrot,
+            zeros(wrot.shape, np.int64),
+            zero,
+            groups=G,
+        ),  # fmt: skip
         "dxg": Grid(
-            "dxg", "d_x (gather)", "NHWC", dx, zeros(dx.shape, np.int64), result=True, groups=G
+            "dxg", "d_x (gather)", dl, dx, zeros(dx.shape, np.int64), zero, result=True, groups=G
         ),
-        "dw": Grid("dw", "d_w", "HWIO", dw, zeros(dw.shape, np.int64), result=True, groups=G),
+        "dw": Grid("dw", "d_w", fl, dw, zeros(dw.shape, np.int64), zero, result=True, groups=G),
     }
 
 
@@ -897,25 +1080,25 @@ def _run_checks(lab: ConvLab, y: np.ndarray, dx: np.ndarray, dw: np.ndarray) -> 
     from tinygrad_conv import derivations as D
 
     g = lab.geometry
-    pad_arg = [list(g.pads[0]), list(g.pads[1])]
+    pad_arg = _pad_arg(g)
     dx_conv = D.input_grad_as_conv2d(lab.w, lab.dy, lab.x.shape, g.strides, pad_arg, g.dilations)
     dw_conv = D.filter_grad_as_conv2d(lab.x, lab.dy, lab.w.shape, g.strides, pad_arg, g.dilations)
+    cname, iname, fname = _ops(g.rank)[3]
+    r = g.rank
 
     def close(a: np.ndarray, b: np.ndarray) -> bool:
         scale = max(1.0, float(np.max(np.abs(b), initial=0.0)))
         return bool(a.shape == b.shape and np.max(np.abs(a - b), initial=0.0) <= 1e-12 * scale)
 
     lab.checks = {
-        "forward frames sum to conv2d(x, w)": close(lab.forward.rebuilt(), y),
-        "scatter frames sum to conv2d_backprop_input(x.shape, w, dy)": close(
+        f"forward frames sum to {cname}(x, w)": close(lab.forward.rebuilt(), y),
+        f"scatter frames sum to {iname}(x.shape, w, dy)": close(
             lab.input_grad.rebuilt("scatter"), dx
         ),
-        "gather frames sum to conv2d_backprop_input(x.shape, w, dy)": close(
+        f"gather frames sum to {iname}(x.shape, w, dy)": close(
             lab.input_grad.rebuilt("gather"), dx
         ),
-        "gather conv2d(zfull, rot180(w)) == conv2d_backprop_input": close(dx_conv.data, dx),
-        "filter frames sum to conv2d_backprop_filter(x, w.shape, dy)": close(
-            lab.filter_grad.rebuilt(), dw
-        ),
-        "conv2d(x swapped, dy swapped) == conv2d_backprop_filter": close(dw_conv.data, dw),
+        f"gather conv{r}d(zfull, rot180(w)) == {iname}": close(dx_conv.data, dx),
+        f"filter frames sum to {fname}(x, w.shape, dy)": close(lab.filter_grad.rebuilt(), dw),
+        f"conv{r}d(x swapped, dy swapped) == {fname}": close(dw_conv.data, dw),
     }
