@@ -304,61 +304,54 @@ def _write_record(
 ) -> None:
     """Record what the pass did as ``node.backward_record`` (decoded on first read).
 
-    This runs for every node of every backward, so it keeps only what identifies the objects the
-    pass touched: their ``id()`` (taken with C-level ``map``; all of them are alive together now,
-    so the ids are unambiguous), shapes and dtypes, and the calls' plain arguments; no array is
-    kept. ``record.materialize`` turns that into Sources when a view reads the record.
+    This runs for every node of every backward, so it keeps only what identifies the arrays the
+    pass touched: the ``id()`` of each Tensor's array (taken with C-level ``map``; all of them are
+    alive together now, so equal ids mean the same array), shapes and dtypes, and the calls' plain
+    arguments; no array is kept. ``record.materialize`` turns that into Sources when a view
+    reads the record.
     """
     d = node.__dict__
-    inputs = node.inputs
     saved_values = d["_saved"]
-    saved = (
-        tuple([(id(v), id(v._data) if type(v) is Tensor else None) for v in saved_values])
-        if saved_values
-        else ()
-    )
     calls = []
     for ctx, operands, result in log.calls:
         attrs = ctx.attrs
-        for value in attrs.values():
-            if type(value) in _MAY_HOLD_ARRAYS:  # else a plain value or an op's own object
-                attrs = _plain_attrs(attrs)
-                break
+        if attrs and not _MAY_HOLD_ARRAYS.isdisjoint(map(type, attrs.values())):
+            attrs = _plain_attrs(attrs)
         calls.append(
             (
                 ctx.name,
                 attrs,
                 result._data.shape,
-                tuple(map(id, operands)),
                 tuple(map(id, map(_data, operands))),
                 tuple(map(_data_shape, operands)),
-                id(result),
+                id(result._data),
             )
         )
     grads: list[tuple[Any, ...] | None] = []
     for i, fi in enumerate(fitted):
         if fi is None:
             grads.append(None)
-            continue
-        gi = returned[i]
-        gd, fd = gi._data, fi._data  # type: ignore[union-attr]
-        grads.append((id(gi), id(gd), gd.shape, fd.shape, gd.dtype, fd.dtype))
+        else:
+            gd, fd = returned[i]._data, fi._data  # type: ignore[union-attr]
+            grads.append((id(gd), gd.shape, fd.shape, gd.dtype, fd.dtype))
     passes = d.get("_passes", 0) + 1
     d["_passes"] = passes
     d["_record"] = None
-    constants = log.constants
     d["_raw"] = (
         passes,
-        id(g),
-        id(out),
+        id(g._data),
         id(out._data),
-        tuple(map(id, inputs)),
-        tuple(map(id, map(_data, inputs))),
-        saved,
-        {k: v[1] for k, v in constants.items()} if constants else None,
+        tuple(map(id, map(_data, node.inputs))),
+        tuple(map(id, map(_array_of, saved_values))) if saved_values else (),
+        log.constants or None,
         calls,
         grads,
     )
+
+
+def _array_of(value: Any) -> Any:
+    """The array a saved value stands for (a saved Tensor: its array)."""
+    return value._data if isinstance(value, Tensor) else value
 
 
 _data = operator.attrgetter("_data")

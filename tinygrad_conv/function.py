@@ -87,11 +87,12 @@ class _PassLog:
     Tensors and result, held only until the engine has turned them into a record) and the scalar
     constants it creates."""
 
-    __slots__ = ("calls", "constants")
+    __slots__ = ("calls", "constants", "keep")
 
     def __init__(self) -> None:
         self.calls: list[tuple[Function, tuple[Tensor, ...], Tensor]] = []
-        self.constants: dict[int, tuple[Tensor, Any]] = {}
+        self.constants: dict[int, Any] = {}  # id of a constant's array -> its Python value
+        self.keep: list[Tensor] = []  # the constants, alive while their ids are keys
 
 
 # The log of the node whose backward is running (set by the engine), so that every op called
@@ -103,8 +104,9 @@ def note_constant(t: Tensor, value: Any) -> None:
     """Mark ``t`` as the scalar constant ``value`` if a backward is running (ops call this where
     they turn a Python scalar into a Tensor, so the record can say ``2`` instead of 'untracked')."""
     log = _pass_log
-    if log is not None:
-        log.constants[id(t)] = (t, value)
+    if log is not None:  # keyed by its array (the record identifies arrays); the log keeps t alive
+        log.constants[id(t._data)] = value
+        log.keep.append(t)
 
 
 class Function:

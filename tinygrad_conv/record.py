@@ -401,67 +401,47 @@ def rule_matches(declared: str, recorded: str, names: Sequence[str]) -> bool:
     RAW_PASSES,
     RAW_G,
     RAW_OUT,
-    RAW_OUT_DATA,
     RAW_INPUTS,
-    RAW_INPUT_DATA,
     RAW_SAVED,
     RAW_CONSTANTS,
     RAW_CALLS,
     RAW_GRADS,
-) = range(10)
+) = range(8)
 
 
 def materialize(raw: tuple[Any, ...]) -> BackwardRecord:
     """Build the :class:`BackwardRecord` from the engine's raw form.
 
-    The engine records, for speed, only the ``id()`` of every object a pass touched (all alive
-    together while it ran, so equal ids mean the same object) and decodes them here, on the first
-    read. Sources are decided in this order: the upstream gradient, an earlier call's result (the
-    latest first), an input (its first position), the output, a scalar constant, a saved value
-    (itself, or a Tensor around its array), a Tensor around an input's or the output's array, else
-    'untracked'.
+    The engine records, for speed, only the ``id()`` of the array behind every Tensor a pass
+    touched (all alive together while it ran, so equal ids mean the same array) and decodes them
+    here, on the first read. Sources are decided in this order: the upstream gradient, an earlier
+    call's result (the latest first), an input (its first position), the output, a scalar
+    constant, a saved value, else 'untracked'.
     """
-    g_id, out_id, out_data_id = raw[RAW_G], raw[RAW_OUT], raw[RAW_OUT_DATA]
-    in_ids, in_data_ids = raw[RAW_INPUTS], raw[RAW_INPUT_DATA]
-    saved_ids, constants = raw[RAW_SAVED], raw[RAW_CONSTANTS]
-    known: dict[int, Source] = {out_id: OUTPUT}
+    known: dict[int, Source] = {raw[RAW_OUT]: OUTPUT}
+    saved_ids = raw[RAW_SAVED]
+    for k in range(len(saved_ids) - 1, -1, -1):
+        known.setdefault(saved_ids[k], saved_source(k))
+    constants = raw[RAW_CONSTANTS] or {}
+    for data_id, value in constants.items():
+        known[data_id] = Source("constant", None, value)
+    known[raw[RAW_OUT]] = OUTPUT
+    in_ids = raw[RAW_INPUTS]
     for i in range(len(in_ids) - 1, -1, -1):
         known[in_ids[i]] = input_source(i)
-    known[g_id] = UPSTREAM
-    by_data: dict[int, Source] = {out_data_id: OUTPUT}
-    for i in range(len(in_data_ids) - 1, -1, -1):
-        by_data[in_data_ids[i]] = input_source(i)
-    for k in range(len(saved_ids) - 1, -1, -1):
-        obj_id, data_id = saved_ids[k]
-        by_data[obj_id] = saved_source(k)
-        if data_id is not None:
-            by_data[data_id] = saved_source(k)
-
-    def source(obj_id: int, data_id: int) -> Source:
-        src = known.get(obj_id)
-        if src is not None:
-            return src
-        if constants and obj_id in constants:
-            return Source("constant", None, constants[obj_id])
-        src = by_data.get(obj_id)  # a saved Tensor itself
-        if src is not None and src.kind == "saved":
-            return src
-        return by_data.get(data_id, UNTRACKED)
-
+    known[raw[RAW_G]] = UPSTREAM
     calls = []
-    for k, (op, attrs, shape, op_ids, op_data_ids, op_shapes, result_id) in enumerate(
-        raw[RAW_CALLS]
-    ):
-        args = tuple(source(a, d) for a, d in zip(op_ids, op_data_ids, strict=True))
-        calls.append(Call(op, shape, args, attrs, op_shapes))
+    for k, (op, attrs, shape, arg_ids, arg_shapes, result_id) in enumerate(raw[RAW_CALLS]):
+        args = tuple(known.get(a, UNTRACKED) for a in arg_ids)
+        calls.append(Call(op, shape, args, attrs, arg_shapes))
         known[result_id] = call_source(k)
     grads: list[InputGrad | None] = []
     for entry in raw[RAW_GRADS]:
         if entry is None:
             grads.append(None)
             continue
-        gi_id, gi_data_id, gi_shape, shape, gi_dtype, dtype = entry
+        data_id, gi_shape, shape, gi_dtype, dtype = entry
         summed = gi_shape if gi_shape != shape else None
         cast = gi_dtype.name if gi_dtype != dtype else None
-        grads.append(InputGrad(source(gi_id, gi_data_id), shape, summed, cast))
+        grads.append(InputGrad(known.get(data_id, UNTRACKED), shape, summed, cast))
     return BackwardRecord(raw[RAW_PASSES], tuple(calls), tuple(grads))
