@@ -21,11 +21,14 @@ the drawing shows the parameters' gradients and what each op's backward called; 
 
 prints the steps as text and writes the drawing.
 
-``lab``: the conv lab (see ``tc.conv_lab``): one offline HTML page animating conv2d, its input
-gradient (scatter and gather views) and its filter gradient, plus the shape oracle::
+``lab``: the conv lab (see ``tc.conv_lab``): one offline HTML page animating conv1d / conv2d /
+conv3d (the rank of ``--x-shape``), its input gradient (scatter and gather views) and its filter
+gradient, plus the shape oracle::
 
     python -m tinygrad_conv lab --x-shape 1,5,5,1 --w-shape 3,3,1,1 --strides 2 \\
         --padding SAME --out lab.html
+    python -m tinygrad_conv lab --x-shape 1,7,1 --w-shape 3,1,1 --strides 2 --out lab1d.html
+    python -m tinygrad_conv lab --x-shape 1,4,4,4,1 --w-shape 2,2,2,1,1 --out lab3d.html
 
 prints the shape oracle and the checks; ``--gif`` / ``--svg`` also write one animation for slides.
 
@@ -172,22 +175,31 @@ def _cmd_explain(args: argparse.Namespace) -> int:
     return 0 if all(result.checks.values()) else 1
 
 
+def _lab_padding(text: str, rank: int) -> Any:
+    """SAME, VALID or 2*rank ints (before,after per spatial axis) for ``lab``."""
+    if text.upper() in ("SAME", "VALID"):
+        return text.upper()
+    what = {1: "left,right", 2: "top,bottom,left,right", 3: "front,back,top,bottom,left,right"}
+    v = _ints(text, f"--padding (SAME, VALID or {what[rank]})", 2 * rank)
+    return [list(v[i : i + 2]) for i in range(0, 2 * rank, 2)]
+
+
 def _cmd_lab(args: argparse.Namespace) -> int:
     from tinygrad_conv.lab import conv_lab
 
-    fmt = args.data_format.upper()
-    x_shape = _ints(args.x_shape, "--x-shape", 4)
-    w_shape = _ints(args.w_shape, "--w-shape", 4)
-    strides = _ints(args.strides, "--strides", (1, 2))
-    dilations = _ints(args.dilations, "--dilations", (1, 2))
+    x_shape = _ints(args.x_shape, "--x-shape (3, 4 or 5 values: 1-D, 2-D or 3-D)", (3, 4, 5))
+    rank = len(x_shape) - 2
+    w_shape = _ints(args.w_shape, f"--w-shape (for a {rank}-D --x-shape)", rank + 2)
+    strides = _ints(args.strides, "--strides", tuple(sorted({1, rank})))
+    dilations = _ints(args.dilations, "--dilations", tuple(sorted({1, rank})))
     lab = conv_lab(
         x_shape,
         w_shape,
-        strides if len(strides) == 2 else strides[0],
-        _padding(args.padding),
-        dilations if len(dilations) == 2 else dilations[0],
+        strides if len(strides) == rank else strides[0],
+        _lab_padding(args.padding, rank),
+        dilations if len(dilations) == rank else dilations[0],
         seed=args.seed,
-        data_format=fmt,
+        data_format=args.data_format.upper() if args.data_format else None,
     )
     print(lab.text())
     if args.out:
@@ -274,14 +286,31 @@ def _parser() -> argparse.ArgumentParser:
 
     lab = sub.add_parser(
         "lab",
-        help="write the conv lab page: conv2d and its gradients animated, and the shape oracle",
+        help="write the conv lab page: a 1-D, 2-D or 3-D conv and its gradients animated, and "
+        "the shape oracle",
     )
-    lab.add_argument("--x-shape", default="1,5,5,1", help="input shape in --data-format order")
-    lab.add_argument("--w-shape", default="3,3,1,1", help="HWIO filter shape, e.g. 3,3,1,1")
-    lab.add_argument("--strides", default="1", help="s or sh,sw")
-    lab.add_argument("--padding", default="VALID", help="SAME, VALID or top,bottom,left,right")
-    lab.add_argument("--dilations", default="1", help="d or dh,dw")
-    lab.add_argument("--data-format", default="NHWC", choices=("NHWC", "NCHW", "nhwc", "nchw"))
+    lab.add_argument(
+        "--x-shape",
+        default="1,5,5,1",
+        help="input shape in --data-format order: 3 values (1-D, N,W,C), 4 (2-D) or 5 (3-D)",
+    )
+    lab.add_argument(
+        "--w-shape", default="3,3,1,1", help="filter [*k, in, out]: 3,1,1 / 3,3,1,1 / 2,2,2,1,1"
+    )
+    lab.add_argument("--strides", default="1", help="s or one per spatial axis (sh,sw)")
+    lab.add_argument(
+        "--padding",
+        default="VALID",
+        help="SAME, VALID or before,after per spatial axis (2-D: top,bottom,left,right)",
+    )
+    lab.add_argument("--dilations", default="1", help="d or one per spatial axis (dh,dw)")
+    formats = ("NWC", "NCW", "NHWC", "NCHW", "NDHWC", "NCDHW")
+    lab.add_argument(
+        "--data-format",
+        default="",
+        choices=("", *formats, *(f.lower() for f in formats)),
+        help="default: channels last for the rank of --x-shape",
+    )
     lab.add_argument("--seed", type=int, default=0, help="seed of the example values")
     lab.add_argument("--out", default="conv_lab.html", help="page to write ('' for none)")
     lab.add_argument(

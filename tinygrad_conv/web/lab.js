@@ -1,4 +1,4 @@
-// conv lab page: draws the frames that tinygrad_conv.lab computed (data in #lab-data).
+// conv lab page: draws the frames that tinygrad_conv.lab computed (data in #lab-data), any rank.
 // Nothing is fetched; the only arithmetic here is the running sums of the given products.
 "use strict";
 (function () {
@@ -19,46 +19,68 @@
     return e;
   }
   function idxText(i) { return "[" + i.join(",") + "]"; }
-  function quad(flat, k) { return [flat[4 * k], flat[4 * k + 1], flat[4 * k + 2], flat[4 * k + 3]]; }
+  // index tuples are rank + 2 long (n, *spatial, c) or (*taps, in, out); frames store them flat
+  const M = DATA.m || 4;
+  function quad(flat, k) { return flat.slice(M * k, M * k + M); }
 
-  // One grid: planes of a 4-D array (NHWC planes by (n, c), HWIO planes by (in, out)).
+  // One grid: planes of an (r+2)-D array (data: planes by (n, c); filters: by (in, out)). A plane
+  // is a table of its last two spatial axes (1-D: one row); in 3-D a plane holds one table per
+  // depth slice, titled with its depth index in the array's own coordinates (offset included).
   function buildGrid(g) {
     const box = el("div", "grid" + (g.result ? " result" : ""));
     box.dataset.grid = g.key;
     box.appendChild(el("div", "grid-title", g.title));
-    const [d0, d1, d2, d3] = g.shape;
+    const r = g.shape.length - 2;
+    const filt = g.filter;
+    const sp = filt ? g.shape.slice(0, r) : g.shape.slice(1, r + 1);
+    const nOuter = filt ? g.shape[r] : g.shape[0];
+    const chans = g.shape[r + 1];
+    const slices = r === 3 ? sp[0] : 1;
+    const rows = r === 1 ? 1 : sp[r - 2], cols = sp[r - 1];
+    const strides = [];
+    for (let a = g.shape.length - 1, acc = 1; a >= 0; a--) { strides[a] = acc; acc *= g.shape[a]; }
     const planes = el("div", "planes");
     const cells = {};
-    const hwio = g.layout === "HWIO";
-    // planes: (n, c) for NHWC, (in, out) for HWIO; the last axis is the channel either way
-    const nOuter = hwio ? d2 : d0, nInner = d3;
-    const rows = hwio ? d0 : d1, cols = hwio ? d1 : d2;
-    const chans = d3;
     for (let p = 0; p < nOuter; p++) {
-      for (let q = 0; q < nInner; q++) {
+      for (let q = 0; q < chans; q++) {
         const plane = el("div", "plane");
         const group = Math.floor(q / Math.max(1, chans / g.groups));
-        const cap = hwio ? `in=${p} out=${q}` : `n=${p} c=${q}`;
+        const cap = filt ? `in=${p} out=${q}` : `n=${p} c=${q}`;
         plane.appendChild(el("div", "plane-title", cap + (g.groups > 1 ? ` (group ${group})` : "")));
-        const table = el("table");
-        for (let r = 0; r < rows; r++) {
-          const tr = el("tr");
-          for (let c = 0; c < cols; c++) {
-            const flat = hwio ? ((r * d1 + c) * d2 + p) * d3 + q : ((p * d1 + r) * d2 + c) * d3 + q;
-            const idx = hwio ? [r + g.offset[0], c + g.offset[1], p, q]
-                             : [p, r + g.offset[0], c + g.offset[1], q];
-            const td = el("td", "cell " + KIND_CLASS[g.kinds[flat]]);
-            const key = g.name + ":" + idx.join(",");
-            td.dataset.key = key;
-            td.dataset.index = idx.join(",");
-            td.textContent = g.result ? "" : fmt(g.values[flat]);
-            td.title = g.name + idxText(idx);
-            tr.appendChild(td);
-            (cells[key] = cells[key] || []).push(td);
+        const holder = r === 3 ? el("div", "slices") : plane;
+        for (let s = 0; s < slices; s++) {
+          const table = el("table");
+          for (let i = 0; i < rows; i++) {
+            const tr = el("tr");
+            for (let j = 0; j < cols; j++) {
+              const at = r === 1 ? [j] : r === 2 ? [i, j] : [s, i, j];
+              const arr = filt ? [...at, p, q] : [p, ...at, q];
+              let flat = 0;
+              for (let a = 0; a < arr.length; a++) flat += arr[a] * strides[a];
+              const shifted = at.map((v, a) => v + g.offset[a]);
+              const idx = filt ? [...shifted, p, q] : [p, ...shifted, q];
+              const td = el("td", "cell " + KIND_CLASS[g.kinds[flat]]);
+              const key = g.name + ":" + idx.join(",");
+              td.dataset.key = key;
+              td.dataset.index = idx.join(",");
+              td.textContent = g.result ? "" : fmt(g.values[flat]);
+              td.title = g.name + idxText(idx);
+              tr.appendChild(td);
+              (cells[key] = cells[key] || []).push(td);
+            }
+            table.appendChild(tr);
           }
-          table.appendChild(tr);
+          if (r === 3) {
+            const sl = el("div", "slice");
+            sl.dataset.depth = s + g.offset[0];
+            sl.appendChild(el("div", "slice-title", `${filt ? "kd" : "d"}=${s + g.offset[0]}`));
+            sl.appendChild(table);
+            holder.appendChild(sl);
+          } else {
+            plane.appendChild(table);
+          }
         }
-        plane.appendChild(table);
+        if (r === 3) plane.appendChild(holder);
         planes.appendChild(plane);
       }
     }
@@ -207,24 +229,33 @@
     return sec;
   }
 
-  // the oracle's overlap map as a heat map: uneven counts are the checkerboard
-  function buildOverlap(rows) {
-    const max = Math.max(1, ...rows.map((r) => Math.max(...r)));
-    const table = el("table", "overlap");
-    for (const r of rows) {
-      const tr = el("tr");
-      for (const v of r) {
-        const td = el("td", "cell", String(v));
-        const a = v / max;
-        td.style.background = `rgba(26, 95, 180, ${(0.08 + 0.8 * a).toFixed(3)})`;
-        if (a > 0.55) td.style.color = "#fff";
-        tr.appendChild(td);
+  // the oracle's overlap map as a heat map: uneven counts are the checkerboard (3-D: one table
+  // per depth slice, all on one colour scale)
+  function buildOverlap(slices) {
+    const max = Math.max(1, ...slices.map((s) => Math.max(...s.rows.map((r) => Math.max(...r)))));
+    const box = el("div", "overlap-slices");
+    for (const s of slices) {
+      const table = el("table", "overlap");
+      for (const r of s.rows) {
+        const tr = el("tr");
+        for (const v of r) {
+          const td = el("td", "cell", String(v));
+          const a = v / max;
+          td.style.background = `rgba(26, 95, 180, ${(0.08 + 0.8 * a).toFixed(3)})`;
+          if (a > 0.55) td.style.color = "#fff";
+          tr.appendChild(td);
+        }
+        table.appendChild(tr);
       }
-      table.appendChild(tr);
+      if (!s.title) { box.appendChild(table); continue; }
+      const sl = el("div", "slice");
+      sl.appendChild(el("div", "slice-title", s.title));
+      sl.appendChild(table);
+      box.appendChild(sl);
     }
-    return table;
+    return box;
   }
-  document.getElementById("overlap").appendChild(buildOverlap(DATA.overlap));
+  document.getElementById("overlap").appendChild(buildOverlap(DATA.overlap_slices));
 
   // keyboard: left/right arrows step, space plays/pauses the animation last pointed at
   let active = null;

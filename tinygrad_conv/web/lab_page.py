@@ -1,7 +1,9 @@
 """The conv lab's page: the lab's frames and grids as JSON, drawn by ``lab.js``.
 
 The page carries every number of every frame; the script only draws them (it computes nothing but
-the running sums of the products it is given, to fill the result grids as the frames play).
+the running sums of the products it is given, to fill the result grids as the frames play). Any
+rank: a 1-D grid is drawn as one row per plane, a 3-D grid as one panel per depth slice, each
+titled with its depth index (``d=``; ``kd=`` for filter taps) in the array's own coordinates.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ def _grid_data(g: Grid) -> dict[str, Any]:
         "name": _LOGICAL.get(g.key, g.key),
         "title": g.title,
         "layout": g.layout,
+        "filter": g.layout.endswith("IO"),
         "shape": list(g.values.shape),
         "values": [_num(v) for v in g.values.ravel()],
         "kinds": [int(k) for k in g.kinds.ravel()],
@@ -87,11 +90,19 @@ def lab_data(lab: ConvLab, only: str | None = None) -> dict[str, Any]:
     if not anims:
         names = [a.name for a in lab.animations]
         raise ValueError(f"conv_lab: no animation {only!r}; animations: {names}")
+    overlap = lab.oracle.overlap.astype(int)
+    if lab.rank == 3:  # one table per depth slice
+        slices = [{"title": f"d={d}", "rows": plane.tolist()} for d, plane in enumerate(overlap)]
+    else:  # 1-D: one row
+        slices = [{"title": "", "rows": overlap.reshape(-1, overlap.shape[-1]).tolist()}]
     return {
         "summary": lab.text().split("\n")[0],
+        "rank": lab.rank,
+        "m": lab.rank + 2,
         "checks": lab.checks,
         "oracle": lab.oracle.text,
-        "overlap": [[int(v) for v in row] for row in lab.oracle.overlap],
+        "overlap": overlap.tolist(),
+        "overlap_slices": slices,
         "anims": [_anim_data(a) for a in anims],
     }
 

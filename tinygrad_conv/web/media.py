@@ -1,7 +1,8 @@
 """The lab's animations for slides: an animated SVG (SMIL, no script) and an animated GIF.
 
 Both draw the same scene (:func:`scenes`): every view of the animation as a row of grids (source,
-tap, target), one picture per frame with the frame's cells outlined (orange: inputs, green: taps,
+tap, target; any rank: 1-D grids are one row, 3-D grids one panel per depth slice, captioned with
+its depth index), one picture per frame with the frame's cells outlined (orange: inputs, green: taps,
 blue: results) and the result grids filled with the running sums of the frame products so far.
 Padding zeros are grey, inserted zeros hatched (SVG) or pink (GIF).
 """
@@ -67,32 +68,42 @@ def _fmt(v: float) -> str:
 def _grid_cells(
     g: Any, x0: int, y0: int
 ) -> tuple[list[_Cell], list[tuple[int, int, str]], int, int]:
-    d0, d1, d2, d3 = g.values.shape
-    hwio = g.layout == "HWIO"
-    outer, rows, cols = (d2, d0, d1) if hwio else (d0, d1, d2)
+    """Lay out one grid of any rank: one panel per (n, c) (filters: (in, out)) holding the last
+    two spatial axes (1-D: one row); in 3-D one panel per depth slice, its caption naming the
+    depth index in the array's own coordinates (``d=``; ``kd=`` for filter taps)."""
+    shape = g.values.shape
+    r = len(shape) - 2
+    filt = g.layout.endswith("IO")
+    sp = shape[:r] if filt else shape[1 : r + 1]
+    outer, chans = (shape[r] if filt else shape[0]), shape[r + 1]
+    slices = sp[0] if r == 3 else 1
+    rows, cols = (1 if r == 1 else sp[r - 2]), sp[r - 1]
     name = _LOGICAL.get(g.key, g.key)
     cells, labels = [], [(x0, y0 + 12, g.title.split(" (")[0].split(":")[0])]
     x = x0
-    chans_per_group = max(1, d3 // g.groups)
+    chans_per_group = max(1, chans // g.groups)
     for p in range(outer):
-        for q in range(d3):
-            cap = f"in={p} out={q}" if hwio else f"n={p} c={q}"
-            if g.groups > 1:
-                cap += f" (group {q // chans_per_group})"
-            labels.append((x, y0 + TITLE + 10, cap))
-            for r in range(rows):
-                for c in range(cols):
-                    if hwio:
-                        idx = (r + g.offset[0], c + g.offset[1], p, q)
-                        v, k = g.values[r, c, p, q], g.kinds[r, c, p, q]
-                    else:
-                        idx = (p, r + g.offset[0], c + g.offset[1], q)
-                        v, k = g.values[p, r, c, q], g.kinds[p, r, c, q]
-                    cells.append(
-                        _Cell(x + c * CELL, y0 + TITLE + 14 + r * CELL, g.key, (name, idx), int(k),
-                              "" if g.result else _fmt(v), g.result)
-                    )  # fmt: skip
-            x += cols * CELL + GAP
+        for q in range(chans):
+            for s in range(slices):
+                cap = f"in={p} out={q}" if filt else f"n={p} c={q}"
+                if r == 3:
+                    cap += f" {'kd' if filt else 'd'}={s + g.offset[0]}"
+                if g.groups > 1:
+                    cap += f" (group {q // chans_per_group})"
+                labels.append((x, y0 + TITLE + 10, cap))
+                for i in range(rows):
+                    for j in range(cols):
+                        at = (j,) if r == 1 else (i, j) if r == 2 else (s, i, j)
+                        arr = (*at, p, q) if filt else (p, *at, q)
+                        shifted = tuple(v + o for v, o in zip(at, g.offset, strict=True))
+                        idx = (*shifted, p, q) if filt else (p, *shifted, q)
+                        v, k = g.values[arr], g.kinds[arr]
+                        cells.append(
+                            _Cell(x + j * CELL, y0 + TITLE + 14 + i * CELL, g.key, (name, idx),
+                                  int(k), "" if g.result else _fmt(v), g.result)
+                        )  # fmt: skip
+                # a panel is at least as wide as its caption
+                x += max(cols * CELL, len(cap) * 7 if r == 3 else 0) + GAP
     width = max(x - x0, int(len(labels[0][2]) * 7) + GAP)
     return cells, labels, width, TITLE + 14 + rows * CELL
 
