@@ -13,8 +13,9 @@ outside load on this shared 2-core machine tends to hit both. torch keeps its de
 tinygrad_conv runs with ``tc.tune_for_speed()`` and, like the example, each conv -> relu -> pool
 block as one fused ``conv2d_pool_bias_relu`` node (``--no-fuse``: layer by layer).
 
-Printed: per round the epoch times (training loop + evaluation) and the tc/torch ratio, the median
-ratio, then where tinygrad_conv's time goes, from one extra instrumented run: per phase (data
+Printed: per round the epoch times (training loop + evaluation), the tc/torch ratio and the
+ratio of the two processes' CPU times (robust to being descheduled by other processes; with
+``--one-thread`` both run on one thread, so it compares the work each does), the medians, then where tinygrad_conv's time goes, from one extra instrumented run: per phase (data
 pipeline: gather the batch and wrap it; forward; backward; optimizer; evaluation), the kernels by
 kind (exclusive time inside each op's numpy ``forward``, whether called in the forward or the
 backward pass), the backward rules (exclusive time in the ops' ``backward`` methods) and the
@@ -128,6 +129,8 @@ def worker_tc(args: argparse.Namespace) -> dict:
     from tinygrad_conv import optim
 
     tc.tune_for_speed()
+    if args.one_thread:
+        tc.set_blas_policy("single")
     if args.profile:
         # every GEMM on this thread, timed by this thread's CPU clock: the shares stay meaningful
         # while other processes take the cores (wall time would count our descheduled waits)
@@ -147,6 +150,7 @@ def worker_tc(args: argparse.Namespace) -> dict:
     phases = dict.fromkeys(("data", "forward", "backward", "optimizer"), 0.0)
     losses = []
     pc = _clock
+    cpu_start = time.process_time()
     t_start = pc()
     for start in range(0, len(order), BATCH):
         t0 = pc()
@@ -171,6 +175,7 @@ def worker_tc(args: argparse.Namespace) -> dict:
     acc = train_cnn.evaluate(model, xt, yt, batch_size=EVAL_BATCH, fused=not args.no_fuse)
     phases["evaluation"] = pc() - t0
     out = {"train": t_train, "total": t_train + phases["evaluation"], "acc": acc}
+    out["cpu"] = time.process_time() - cpu_start
     out |= {"phases": phases, "first_loss": losses[0], "mean_loss": float(np.mean(losses))}
     if timer is not None:
         out["kernels"] = kernels_train
@@ -204,6 +209,8 @@ def worker_torch(args: argparse.Namespace) -> dict:
             return self.fc(v.permute(0, 2, 3, 1).reshape(v.shape[0], -1))
 
     torch.manual_seed(args.seed)
+    if args.one_thread:
+        torch.set_num_threads(1)
     net = Net()
     with torch.no_grad():
         for conv, key in ((net.c1, "0"), (net.c2, "3")):
@@ -216,6 +223,7 @@ def worker_torch(args: argparse.Namespace) -> dict:
     phases = dict.fromkeys(("data", "forward", "backward", "optimizer"), 0.0)
     losses = []
     pc = time.perf_counter
+    cpu_start = time.process_time()
     t_start = pc()
     for start in range(0, len(order), BATCH):
         t0 = pc()
@@ -244,6 +252,7 @@ def worker_torch(args: argparse.Namespace) -> dict:
             correct += int((pred == yt[s : s + EVAL_BATCH]).sum())
     phases["evaluation"] = pc() - t0
     out = {"train": t_train, "total": t_train + phases["evaluation"], "acc": correct / len(xt)}
+    out["cpu"] = time.process_time() - cpu_start
     out |= {"phases": phases, "first_loss": losses[0], "mean_loss": float(np.mean(losses))}
     out["threads"] = torch.get_num_threads()
     return out
@@ -260,6 +269,8 @@ def _spawn(args: argparse.Namespace, framework: str, profile: bool = False) -> d
         cmd.append("--profile")
     if args.no_fuse:
         cmd.append("--no-fuse")
+    if args.one_thread:
+        cmd.append("--one-thread")
     proc = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), check=False)
     if proc.returncode != 0:
         raise SystemExit(f"bench_train: the {framework} worker failed:\n{proc.stderr[-3000:]}")
@@ -317,6 +328,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--no-fuse", action="store_true", help="tc runs conv, bias, relu, pool as separate nodes"
     )
+    p.add_argument(
+        "--one-thread",
+        action="store_true",
+        help="torch.set_num_threads(1) and tc's BLAS policy 'single': compares the work done",
+    )
     p.add_argument("--worker", choices=("tc", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -334,25 +350,30 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"{'round':>5}  {'first':<6}{'tc s':>8}{'torch s':>9}{'tc/torch':>10}"
-        f"{'tc acc':>9}{'torch acc':>11}{'tc loss1':>10}{'torch loss1':>12}"
+        f"{'tc acc':>9}{'torch acc':>11}{'tc loss1':>10}{'torch loss1':>12}{'cpu ratio':>10}"
     )
-    ratios, last = [], {}
+    ratios, cpu_ratios, last = [], [], {}
     for r in range(1, args.rounds + 1):
         order = ("tc", "torch") if r % 2 else ("torch", "tc")
         runs = {fw: _spawn(args, fw) for fw in order}
         last = runs
         ratio = runs["tc"]["total"] / runs["torch"]["total"]
         ratios.append(ratio)
+        cpu_ratios.append(runs["tc"]["cpu"] / runs["torch"]["cpu"])
         print(
             f"{r:5d}  {order[0]:<6}{runs['tc']['total']:8.2f}{runs['torch']['total']:9.2f}"
             f"{ratio:10.2f}{100 * runs['tc']['acc']:8.1f}%{100 * runs['torch']['acc']:10.1f}%"
-            f"{runs['tc']['first_loss']:10.4f}{runs['torch']['first_loss']:12.4f}",
+            f"{runs['tc']['first_loss']:10.4f}{runs['torch']['first_loss']:12.4f}"
+            f"{cpu_ratios[-1]:10.2f}",
             flush=True,
         )
     print(
         f"median tc/torch over {len(ratios)} rounds: {statistics.median(ratios):.2f} "
         f"(min {min(ratios):.2f}, max {max(ratios):.2f}); torch threads: "
         f"{last['torch']['threads']}"
+    )
+    print(
+        f"median CPU-time ratio (tc process / torch process): {statistics.median(cpu_ratios):.2f}"
     )
     _print_phases(last["tc"], last["torch"])
     if not args.no_profile:

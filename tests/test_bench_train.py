@@ -17,6 +17,7 @@ BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_train.py"
 
 def test_bench_train_same_job_in_both_frameworks() -> None:
     cmd = [sys.executable, str(BENCH), "--rounds", "2", "--train-size", "320", "--test-size", "200"]
+    cmd.append("--one-thread")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600).stdout
     lines = out.splitlines()
     assert lines[0] == (
@@ -25,7 +26,7 @@ def test_bench_train_same_job_in_both_frameworks() -> None:
     )
     rounds = re.findall(
         r"^\s+(\d)\s+(tc|torch)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)%\s+([\d.]+)%"
-        r"\s+([\d.]+)\s+([\d.]+)$",
+        r"\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$",
         out,
         re.M,
     )
@@ -37,9 +38,13 @@ def test_bench_train_same_job_in_both_frameworks() -> None:
         assert lo - 0.005 <= ratio <= hi + 0.005
         assert abs(float(r[5]) - float(r[6])) <= 3.0  # accuracy on 200 images: within 6 images
         assert r[7] == r[8]  # first-batch loss identical to 4 decimals: same weights, same batch
+        assert 0.05 < float(r[9]) < 20  # CPU-time ratio of the two processes
     assert re.search(
-        r"^median tc/torch over 2 rounds: [\d.]+ \(min [\d.]+, max [\d.]+\)", out, re.M
+        r"^median tc/torch over 2 rounds: [\d.]+ \(min [\d.]+, max [\d.]+\); torch threads: 1$",
+        out,
+        re.M,
     )
+    assert re.search(r"^median CPU-time ratio \(tc process / torch process\): [\d.]+$", out, re.M)
     phases = {
         m[0]: m[1:] for m in re.findall(r"^  (\w+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)$", out, re.M)
     }
