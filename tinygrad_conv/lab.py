@@ -434,12 +434,12 @@ def _torch_text(fwd: dict[str, Any], tr: dict[str, Any] | None, rank: int) -> li
     return lines
 
 
-def _rank_of(x_shape: Any) -> int:
+def _rank_of(op: str, x_shape: Any) -> int:
     """1, 2 or 3 spatial axes from the number of dims of ``x_shape`` (3, 4 or 5)."""
-    dims = _int_shape(_OP, "x_shape", x_shape)
+    dims = _int_shape(op, "x_shape", x_shape)
     if len(dims) not in (3, 4, 5):
         raise ValueError(
-            f"{_OP}: x_shape {_tuple(dims)} has {len(dims)} dims; the lab takes 3 (1-D: NWC or "
+            f"{op}: x_shape {_tuple(dims)} has {len(dims)} dims; the lab takes 3 (1-D: NWC or "
             "NCW), 4 (2-D: NHWC or NCHW) or 5 (3-D: NDHWC or NCDHW)"
         )
     return len(dims) - 2
@@ -484,7 +484,7 @@ def shape_oracle(
         ValueError / TypeError: as the conv of that rank for bad shapes (named ``shape_oracle``).
     """
     op = "shape_oracle"
-    rank = _rank_of(x_shape)
+    rank = _rank_of(op, x_shape)
     data_format = _check_format(op, rank, data_format)
     geom = _geometry(op, rank, x_shape, w_shape, strides, padding, dilations, data_format)
     _, backprop_input, _, names = _ops(rank)
@@ -809,7 +809,7 @@ def conv_lab(
             animation.
         TypeError: non-integer shapes, non-numeric values.
     """
-    rank = _rank_of(x_shape)
+    rank = _rank_of(_OP, x_shape)
     data_format = _check_format(_OP, rank, data_format)
     conv, backprop_input, backprop_filter, _ = _ops(rank)
     geom = _geometry(_OP, rank, x_shape, w_shape, strides, padding, dilations, data_format)
