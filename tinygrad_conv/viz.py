@@ -1,13 +1,16 @@
-"""Graphviz drawings of the autograd graph, of what each op's backward calls, and of the conv seed.
+"""Graphviz drawings of the autograd graph and of what each op's backward did, as recorded.
+
+Views render, the engine records: nothing here is inferred from shapes, counts or names.
 
 * :func:`draw_graph` draws the graph below one or more tensors as a ``graphviz.Digraph`` (which
-  renders inline in Jupyter): tensor nodes (name, shape, dtype, and after ``backward()`` the
-  gradient's shape and norm) and op nodes (name and readable attributes, e.g.
-  ``conv2d  strides=2  padding=SAME``). ``show_backward=True`` adds, for every op, the ops its
-  backward calls and which input gradient each produces (``conv2d_backprop_input -> d input``),
-  read from ``node.backward_calls`` recorded by the engine, or from the op class's
-  ``backward_summary`` before backward has run.
-  ``collapse='module'`` groups each module's ops into a cluster.
+  renders inline in Jupyter): tensor nodes (name, shape, dtype, small values and gradients signed,
+  larger ones as norm/min/max) and op nodes (name and readable attributes, e.g.
+  ``conv2d  strides=2  padding=SAME``). It walks the nodes' recorded edges
+  (``Function.input_edges()``), which survive ``backward()`` freeing the arrays.
+  ``show_backward=True`` adds, for every op, a note read from ``node.backward_record``: the calls
+  its backward made with their operands by source (``#0 = conv2d_backprop_input(w, g)``) and the
+  expression of each input's gradient; before backward has run, the op's declared rule
+  (``Function.vjp``). ``collapse='module'`` groups each module's ops into a cluster.
 * :func:`save_graph` writes ``.dot`` / ``.gv`` / ``.svg`` / ``.png`` / ``.pdf`` atomically.
 
 The traversal is iterative (no recursion limit) and node ids (``t0``, ``op0``, ``bw0``) are assigned

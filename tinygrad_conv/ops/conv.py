@@ -70,7 +70,6 @@ class Conv2D(Function):
     """y = conv2d(x, w). x: [N,H,W,Cin], w: [kh,kw,Cin/groups,Cout] -> y: [N,Ho,Wo,Cout]."""
 
     op_name = "conv2d"
-    backward_summary = ("conv2d_backprop_input -> d input", "conv2d_backprop_filter -> d filter")
     input_names = ("x", "w")
     # the window matrix of x when worth keeping (else None): backprop_filter's GEMM operand
     saved_names = ("cols",)
@@ -120,7 +119,6 @@ class Conv2DBackpropInput(Function):
     """
 
     op_name = "conv2d_backprop_input"
-    backward_summary = ("conv2d_backprop_filter -> d filter", "conv2d -> d out_backprop")
     input_names = ("w", "dy")
     saved_names = ()
     vjp = {"w": "conv2d_backprop_filter(g, dy)", "dy": "conv2d(g, w)"}
@@ -151,7 +149,6 @@ class Conv2DBackpropFilter(Function):
     """
 
     op_name = "conv2d_backprop_filter"
-    backward_summary = ("conv2d_backprop_input -> d input", "conv2d -> d out_backprop")
     input_names = ("x", "dy")
     saved_names = ()
     vjp = {"x": "conv2d_backprop_input(g, dy)", "dy": "conv2d(x, g)"}
@@ -438,7 +435,6 @@ def _family(conv: str, bp_input: str, bp_filter: str) -> _Family:
         {
             "op_name": conv,
             "family": fam,
-            "backward_summary": (f"{bp_input} -> d input", f"{bp_filter} -> d filter"),
             "vjp": {"x": f"{bp_input}(w, g)", "w": f"{bp_filter}(x, g)"},
             "__module__": __name__,
         },
@@ -449,7 +445,6 @@ def _family(conv: str, bp_input: str, bp_filter: str) -> _Family:
         {
             "op_name": bp_input,
             "family": fam,
-            "backward_summary": (f"{bp_filter} -> d filter", f"{conv} -> d out_backprop"),
             "vjp": {"w": f"{bp_filter}(g, dy)", "dy": f"{conv}(g, w)"},
             "__module__": __name__,
         },
@@ -460,7 +455,6 @@ def _family(conv: str, bp_input: str, bp_filter: str) -> _Family:
         {
             "op_name": bp_filter,
             "family": fam,
-            "backward_summary": (f"{bp_input} -> d input", f"{conv} -> d out_backprop"),
             "vjp": {"x": f"{bp_input}(g, dy)", "dy": f"{conv}(x, g)"},
             "__module__": __name__,
         },

@@ -31,7 +31,6 @@ class MaxPool2D(Function):
     """y = max over each window. x: [N,H,W,C] -> y: [N,Ho,Wo,C]."""
 
     op_name = "max_pool2d"
-    backward_summary = ("max_pool2d_backprop (scatter to argmax) -> d input",)
     input_names = ("x",)
     saved_names = ("argmax",)  # window position of each window's first maximum, [N,Ho,Wo,C]
     vjp = {"x": "max_pool2d_backprop(g, argmax)"}
@@ -60,7 +59,6 @@ class MaxPool2DBackprop(Function):
     """
 
     op_name = "max_pool2d_backprop"
-    backward_summary = ("max_pool2d_gather -> d out_backprop",)
     input_names = ("dy", "argmax")
     saved_names = ()
     vjp = {"dy": "max_pool2d_gather(g, argmax)"}
@@ -83,7 +81,6 @@ class MaxPool2DGather(Function):
     """
 
     op_name = "max_pool2d_gather"
-    backward_summary = ("max_pool2d_backprop -> d input",)
     input_names = ("gx", "argmax")
     saved_names = ()
     vjp = {"gx": "max_pool2d_backprop(g, argmax)"}
@@ -105,7 +102,6 @@ class AvgPool2D(Function):
     """y = mean over each window's in-bounds elements. x: [N,H,W,C] -> y: [N,Ho,Wo,C]."""
 
     op_name = "avg_pool2d"
-    backward_summary = ("avg_pool2d_backprop -> d input",)
     input_names = ("x",)
     saved_names = ()
     vjp = {"x": "avg_pool2d_backprop(g)"}
@@ -123,7 +119,6 @@ class AvgPool2DBackprop(Function):
     """dx = A^T dy: each output gradient spread evenly over its window's in-bounds inputs."""
 
     op_name = "avg_pool2d_backprop"
-    backward_summary = ("avg_pool2d -> d out_backprop",)
     input_names = ("dy",)
     saved_names = ()
     vjp = {"dy": "avg_pool2d(g)"}
