@@ -130,7 +130,9 @@ def worker_tc(args: argparse.Namespace) -> dict:
 
     tc.tune_for_speed()
     if args.one_thread:
+        # one BLAS thread for every GEMM (the 'single' policy alone keeps threads for big ones)
         tc.set_blas_policy("single")
+        tc.set_num_threads(1)
     if args.profile:
         # every GEMM on this thread, timed by this thread's CPU clock: the shares stay meaningful
         # while other processes take the cores (wall time would count our descheduled waits)
@@ -331,7 +333,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument(
         "--one-thread",
         action="store_true",
-        help="torch.set_num_threads(1) and tc's BLAS policy 'single': compares the work done",
+        help="torch.set_num_threads(1), tc.set_num_threads(1): compares the work each does",
     )
     p.add_argument("--worker", choices=("tc", "torch"), help=argparse.SUPPRESS)
     p.add_argument("--profile", action="store_true", help=argparse.SUPPRESS)
