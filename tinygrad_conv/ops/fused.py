@@ -51,13 +51,6 @@ class Conv2DPoolBiasReLU(Function):
     """
 
     op_name = "conv2d_pool_bias_relu"
-    backward_summary = (
-        "mul (relu mask)",
-        "max_pool2d_backprop -> d conv output",
-        "conv2d_backprop_input -> d input",
-        "conv2d_backprop_filter -> d filter",
-        "sum -> d bias",
-    )
     input_names = ("x", "w", "b")
     # mask = out > 0; argmax = the pool's window positions; cols = the conv's window matrix when
     # worth keeping for the filter gradient (else None), as Conv2D keeps it
