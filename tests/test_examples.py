@@ -268,7 +268,7 @@ def test_train_cnn_full_fashion_mnist_epoch(capsys: pytest.CaptureFixture[str]) 
     assert lines[0] == (
         "training on 60000 fashion-mnist images (28, 28, 1), testing on 10000; 34186 parameters"
     )
-    assert 0.87 <= acc <= 0.95  # measured 88.8 % (seed 0, batch 32, AdamW lr 2e-3)
+    assert 0.87 <= acc <= 0.95  # measured 88.9 % (seed 0, batch 32, AdamW lr 2e-3, fused blocks)
     assert lines[-1] == f"final test accuracy: {100 * acc:.1f}%"
 
 
