@@ -312,21 +312,6 @@ def _write_record(
     """
     d = node.__dict__
     saved_values = d["_saved"]
-    calls = []
-    for ctx, operands, result in log.calls:
-        attrs = ctx.attrs
-        if attrs and not _MAY_HOLD_ARRAYS.isdisjoint(map(type, attrs.values())):
-            attrs = _plain_attrs(attrs)
-        calls.append(
-            (
-                ctx.name,
-                attrs,
-                result._data.shape,
-                tuple(map(id, map(_data, operands))),
-                tuple(map(_data_shape, operands)),
-                id(result._data),
-            )
-        )
     grads: list[tuple[Any, ...] | None] = []
     for i, fi in enumerate(fitted):
         if fi is None:
@@ -334,17 +319,15 @@ def _write_record(
         else:
             gd, fd = returned[i]._data, fi._data  # type: ignore[union-attr]
             grads.append((id(gd), gd.shape, fd.shape, gd.dtype, fd.dtype))
-    passes = d.get("_passes", 0) + 1
-    d["_passes"] = passes
-    d["_record"] = None
-    d["_raw"] = (
-        passes,
+    prev = d.get("_raw")
+    d["_raw"] = (  # one dict entry: a node's dict is small, growing it costs a resize
+        1 if prev is None else prev[0] + 1,
         id(g._data),
         id(out._data),
         tuple(map(id, map(_data, node.inputs))),
         tuple(map(id, map(_array_of, saved_values))) if saved_values else (),
         log.constants or None,
-        calls,
+        log.raw,
         grads,
     )
 
@@ -355,26 +338,6 @@ def _array_of(value: Any) -> Any:
 
 
 _data = operator.attrgetter("_data")
-_data_shape = operator.attrgetter("_data.shape")
-_MAY_HOLD_ARRAYS = frozenset({np.ndarray, tuple, list})
-
-
-def _plain_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
-    """A call's arguments with any array replaced by an ArrayNote of its shape and dtype
-    (records hold no arrays; the common case, no array, returns the dict itself)."""
-    out = None
-    for key, value in attrs.items():
-        kind = type(value)
-        if kind is np.ndarray:
-            note: Any = _function.ArrayNote(value)
-        elif (kind is tuple or kind is list) and _function._holds_array(value):
-            note = _function._describe_arrays(value)
-        else:
-            continue
-        if out is None:
-            out = dict(attrs)
-        out[key] = note
-    return attrs if out is None else out
 
 
 def _step(

@@ -24,6 +24,7 @@ plain ``backward()``.
 
 from __future__ import annotations
 
+import operator
 import weakref
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
@@ -87,12 +88,68 @@ class _PassLog:
     Tensors and result, held only until the engine has turned them into a record) and the scalar
     constants it creates."""
 
-    __slots__ = ("calls", "constants", "keep")
+    __slots__ = ("calls", "raw", "constants", "keep")
 
     def __init__(self) -> None:
         self.calls: list[tuple[Function, tuple[Tensor, ...], Tensor]] = []
+        # per call, what the record keeps (no array): name, plain arguments, result shape, the
+        # ids and shapes of the operands' arrays, the id of the result's array. Taken here, in
+        # apply, while the objects are in use: done later the same reads cost several times
+        # more (the kernels in between have evicted them from the caches)
+        self.raw: list[tuple[Any, ...]] = []
         self.constants: dict[int, Any] = {}  # id of a constant's array -> its Python value
         self.keep: list[Tensor] = []  # the constants, alive while their ids are keys
+
+    def add(self, ctx: Function, tensors: tuple[Tensor, ...], out: Tensor) -> None:
+        """Log one call (the Tensors stay referenced until the pass ends: ids stay unique)."""
+        self.calls.append((ctx, tensors, out))
+        attrs = ctx.attrs
+        if attrs and not _MAY_HOLD_ARRAYS.isdisjoint(map(type, attrs.values())):
+            attrs = plain_attrs(attrs)
+        data = out._data
+        self.raw.append(
+            (
+                type(ctx),  # the name is read from the class when the record is decoded
+                attrs,
+                data.shape,
+                tuple(map(id, map(_data, tensors))),
+                tuple(map(_data_shape, tensors)),
+                id(data),
+            )
+        )
+
+
+def call_name(cls: type[Function], attrs: dict[str, Any]) -> str:
+    """The ``name`` of a node of class ``cls`` with arguments ``attrs`` (a class may derive its
+    name from its arguments, as matmul's transpose flags give ``matmul_nt``)."""
+    if cls.name is Function.name:
+        return cls.op_name or cls.__name__.lower()
+    stand_in = cls.__new__(cls)
+    stand_in.__dict__["attrs"] = attrs
+    return stand_in.name
+
+
+_data = operator.attrgetter("_data")
+_data_shape = operator.attrgetter("_data.shape")
+_MAY_HOLD_ARRAYS = frozenset({np.ndarray, tuple, list})
+
+
+def plain_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """An op's arguments with any array replaced by an ArrayNote of its shape and dtype
+    (records hold no arrays; with no array, the dict itself)."""
+    out = None
+    for key, value in attrs.items():
+        kind = type(value)
+        if kind is np.ndarray:
+            note: Any = ArrayNote(value)
+        elif (kind is tuple or kind is list) and _holds_array(value):
+            note = _describe_arrays(value)
+        else:
+            continue
+        if out is None:
+            out = dict(attrs)
+        out[key] = note
+    return attrs if out is None else out
 
 
 # The log of the node whose backward is running (set by the engine), so that every op called
@@ -181,13 +238,13 @@ class Function:
         The engine stores a compact raw form while backward runs; it is decoded here once.
         """
         d = self.__dict__
+        raw = d.get("_raw")
+        if raw is None:
+            return None
         record = d.get("_record")
-        if record is None:
-            raw = d.get("_raw")
-            if raw is None:
-                return None
-            record = d["_record"] = _record_module.materialize(raw)
-        return record
+        if record is None or record[0] is not raw:  # decoded once per pass
+            record = d["_record"] = (raw, _record_module.materialize(raw))
+        return record[1]
 
     def input_edges(self) -> tuple[Edge, ...]:
         """One :class:`Edge` per input: the graph's structure, also after ``release()``."""
@@ -255,7 +312,6 @@ class Function:
         keep = {
             "attrs": attrs,
             "needs_input_grad": d["needs_input_grad"],
-            "_passes": d.get("_passes", 0),
             "_raw": d.get("_raw"),
             "_record": d.get("_record"),
             "inputs": None,
@@ -301,7 +357,7 @@ class Function:
                 d["_where"] = _anomaly.where()
             out._ctx = ctx
         if _pass_log is not None:
-            _pass_log.calls.append((ctx, tensors, out))
+            _pass_log.add(ctx, tensors, out)
         return out
 
     def __repr__(self) -> str:

@@ -431,9 +431,11 @@ def materialize(raw: tuple[Any, ...]) -> BackwardRecord:
         known[in_ids[i]] = input_source(i)
     known[raw[RAW_G]] = UPSTREAM
     calls = []
-    for k, (op, attrs, shape, arg_ids, arg_shapes, result_id) in enumerate(raw[RAW_CALLS]):
+    from tinygrad_conv.function import call_name
+
+    for k, (cls, attrs, shape, arg_ids, arg_shapes, result_id) in enumerate(raw[RAW_CALLS]):
         args = tuple(known.get(a, UNTRACKED) for a in arg_ids)
-        calls.append(Call(op, shape, args, attrs, arg_shapes))
+        calls.append(Call(call_name(cls, attrs), shape, args, attrs, arg_shapes))
         known[result_id] = call_source(k)
     grads: list[InputGrad | None] = []
     for entry in raw[RAW_GRADS]:
