@@ -12,6 +12,7 @@ import hashlib
 import http.server
 import shutil
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -261,3 +262,26 @@ def test_downloaded_fashion_files_load_like_debian(server: str, tmp_path: Path) 
     x2, y2 = load_fashion_mnist("test")
     np.testing.assert_array_equal(x1, x2)
     np.testing.assert_array_equal(y1, y2)
+
+
+def test_train_cnn_download_flag_reports_a_failed_download(
+    server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the example's --download goes through the same verified download; a bad file ends the
+    # run with the loader's message, before any training and with nothing left in the cache
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "train_cnn.py"
+    spec = importlib.util.spec_from_file_location("train_cnn_download_test", path)
+    train_cnn = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, train_cnn)  # dataclasses look the module up
+    spec.loader.exec_module(train_cnn)
+    monkeypatch.setenv("TINYGRAD_CONV_DATA", str(tmp_path))
+    monkeypatch.setenv("TINYGRAD_CONV_MNIST_URL", server + "/good")
+    with pytest.raises(SystemExit) as exc:
+        train_cnn.main(["--dataset", "mnist", "--download", "--no-progress"])
+    assert str(exc.value).startswith(
+        f"train_cnn: download_dataset: checksum or format check failed for "
+        f"{server}/good/train-images-idx3-ubyte.gz: md5 of the file is "
+    )
+    assert _leftovers(tmp_path / "mnist") == []
