@@ -234,11 +234,14 @@ def _run(
                 _anomaly_check(node, in_grads)
             inputs = node.inputs
             fitted: list[Tensor | None] = []
+            sent: list[tuple[Any, ...] | None] = []  # for the record: what each input got
             for inp, gi, need in zip(inputs, in_grads, node.needs_input_grad, strict=True):
                 if not need or gi is None:
                     fitted.append(None)
+                    sent.append(None)
                     continue
                 gd, xd = gi._data, inp._data
+                sent.append((id(gd), gd.shape, xd.shape, gd.dtype, xd.dtype))
                 if gd.shape != xd.shape or gd.dtype != xd.dtype:  # (fast path: nothing to fit)
                     gi = _fit_to_input(gi, inp, node)
                 fitted.append(gi)
@@ -246,7 +249,7 @@ def _run(
                 grads[key] = grads[key] + gi if key in grads else gi
                 if inp._ctx is None:
                     keep[key] = inp
-            _write_record(node, g, t, log, in_grads, fitted)
+            _write_record(node, g, t, log, sent)
             if trace is not None:
                 record = node.backward_record
                 step = len(trace.steps)
@@ -295,40 +298,29 @@ def _check_grads(node: Any, in_grads: Any) -> tuple[Tensor | None, ...]:
 
 
 def _write_record(
-    node: Any,
-    g: Tensor,
-    out: Tensor,
-    log: _function._PassLog,
-    returned: Sequence[Tensor | None],
-    fitted: Sequence[Tensor | None],
+    node: Any, g: Tensor, out: Tensor, log: _function._PassLog, sent: list[Any]
 ) -> None:
-    """Record what the pass did as ``node.backward_record`` (decoded on first read).
+    """Record what the pass did as ``node.backward_record`` (decoded on its first read).
 
     This runs for every node of every backward, so it keeps only what identifies the arrays the
-    pass touched: the ``id()`` of each Tensor's array (taken with C-level ``map``; all of them are
-    alive together now, so equal ids mean the same array), shapes and dtypes, and the calls' plain
-    arguments; no array is kept. ``record.materialize`` turns that into Sources when a view
-    reads the record.
+    pass touched: the ``id()`` of each Tensor's array (all of them alive together now, so equal
+    ids mean the same array), shapes and dtypes, and the calls' plain arguments (``log.raw``,
+    taken in ``apply``); ``sent`` is, per input, ``(id, shape, input shape, dtype, input dtype)``
+    of the gradient backward returned, or ``None``. No array is kept. ``record.materialize``
+    turns it into Sources.
     """
     d = node.__dict__
     saved_values = d["_saved"]
-    grads: list[tuple[Any, ...] | None] = []
-    for i, fi in enumerate(fitted):
-        if fi is None:
-            grads.append(None)
-        else:
-            gd, fd = returned[i]._data, fi._data  # type: ignore[union-attr]
-            grads.append((id(gd), gd.shape, fd.shape, gd.dtype, fd.dtype))
     prev = d.get("_raw")
-    d["_raw"] = (  # one dict entry: a node's dict is small, growing it costs a resize
+    d["_raw"] = (  # one dict entry: growing a node's small dict costs a resize
         1 if prev is None else prev[0] + 1,
         id(g._data),
         id(out._data),
         tuple(map(id, map(_data, node.inputs))),
         tuple(map(id, map(_array_of, saved_values))) if saved_values else (),
-        log.constants or None,
+        log.constants,
         log.raw,
-        grads,
+        sent,
     )
 
 

@@ -92,31 +92,11 @@ class _PassLog:
 
     def __init__(self) -> None:
         self.calls: list[tuple[Function, tuple[Tensor, ...], Tensor]] = []
-        # per call, what the record keeps (no array): name, plain arguments, result shape, the
-        # ids and shapes of the operands' arrays, the id of the result's array. Taken here, in
-        # apply, while the objects are in use: done later the same reads cost several times
-        # more (the kernels in between have evicted them from the caches)
+        # per call, what the record keeps (no array; written by Function.apply): the op's class,
+        # plain arguments, result shape, ids and shapes of the operands' arrays, id of the result
         self.raw: list[tuple[Any, ...]] = []
-        self.constants: dict[int, Any] = {}  # id of a constant's array -> its Python value
-        self.keep: list[Tensor] = []  # the constants, alive while their ids are keys
-
-    def add(self, ctx: Function, tensors: tuple[Tensor, ...], out: Tensor) -> None:
-        """Log one call (the Tensors stay referenced until the pass ends: ids stay unique)."""
-        self.calls.append((ctx, tensors, out))
-        attrs = ctx.attrs
-        if attrs and not _MAY_HOLD_ARRAYS.isdisjoint(map(type, attrs.values())):
-            attrs = plain_attrs(attrs)
-        data = out._data
-        self.raw.append(
-            (
-                type(ctx),  # the name is read from the class when the record is decoded
-                attrs,
-                data.shape,
-                tuple(map(id, map(_data, tensors))),
-                tuple(map(_data_shape, tensors)),
-                id(data),
-            )
-        )
+        self.constants: dict[int, Any] | None = None  # id of a constant's array -> its value
+        self.keep: list[Tensor] | None = None  # the constants, alive while their ids are keys
 
 
 def call_name(cls: type[Function], attrs: dict[str, Any]) -> str:
@@ -129,8 +109,7 @@ def call_name(cls: type[Function], attrs: dict[str, Any]) -> str:
     return stand_in.name
 
 
-_data = operator.attrgetter("_data")
-_data_shape = operator.attrgetter("_data.shape")
+_shape = operator.attrgetter("shape")
 _MAY_HOLD_ARRAYS = frozenset({np.ndarray, tuple, list})
 
 
@@ -162,8 +141,10 @@ def note_constant(t: Tensor, value: Any) -> None:
     they turn a Python scalar into a Tensor, so the record can say ``2`` instead of 'untracked')."""
     log = _pass_log
     if log is not None:  # keyed by its array (the record identifies arrays); the log keeps t alive
+        if log.constants is None:
+            log.constants, log.keep = {}, []
         log.constants[id(t._data)] = value
-        log.keep.append(t)
+        log.keep.append(t)  # type: ignore[union-attr]
 
 
 class Function:
@@ -344,7 +325,8 @@ class Function:
             # the in-place clock now: backward checks this node's tensors only if it has moved
             "_v": grad_mode._version_clock,
         }
-        out_data = cls.forward(ctx, *[t._data for t in tensors], **attrs)
+        arrays = [t._data for t in tensors]
+        out_data = cls.forward(ctx, *arrays, **attrs)
         if type(out_data) is not np.ndarray:
             out_data = np.asarray(out_data)
         out = _Tensor._from_op(out_data, record)
@@ -356,8 +338,23 @@ class Function:
             if grad_mode._anomaly is not None:  # only inside detect_anomaly(): the user's line
                 d["_where"] = _anomaly.where()
             out._ctx = ctx
-        if _pass_log is not None:
-            _pass_log.add(ctx, tensors, out)
+        log = _pass_log
+        if log is not None:  # inside a backward: the call goes into the node's record
+            log.calls.append((ctx, tensors, out))  # alive until the pass ends: ids stay unique
+            if attrs and not _MAY_HOLD_ARRAYS.isdisjoint(map(type, attrs.values())):
+                attrs = plain_attrs(attrs)
+            # taken here, while the objects are in use: the same reads after the next kernels
+            # cost several times more (the caches have been flushed)
+            log.raw.append(
+                (
+                    cls,  # the name is read from the class when the record is decoded
+                    attrs,
+                    out_data.shape,
+                    tuple(map(id, arrays)),
+                    tuple(map(_shape, arrays)),
+                    id(out_data),
+                )
+            )
         return out
 
     def __repr__(self) -> str:
