@@ -222,6 +222,8 @@ def _run(
             if capture is not None and id(t) in capture:
                 captured[id(t)] = (t, g)
             node = t._ctx
+            # copied before backward runs: a backward may write into g in place (g += x)
+            upstream = np.array(g._data, copy=True) if trace is not None and trace.values else None
             log = _function._PassLog()
             outer = _function._pass_log  # a backward may itself run grad() (nested passes)
             _function._pass_log = log
@@ -253,7 +255,7 @@ def _run(
             if trace is not None:
                 record = node.backward_record
                 step = len(trace.steps)
-                traced = _step(trace, step, node, g, log, record, fitted)
+                traced = _step(trace, step, node, g, upstream, log, record, fitted)
                 trace.steps.append(traced)
                 traced.arrivals = [
                     None
@@ -337,14 +339,19 @@ def _step(
     index: int,
     node: Any,
     g: Tensor,
+    upstream: np.ndarray | None,
     log: _function._PassLog,
     record: _record.BackwardRecord,
     fitted: Sequence[Tensor | None],
 ) -> _record.Step:
     step = _record.Step(index, node, g.data.shape, record)
     if trace.values:
-        step.upstream = np.array(g.data, copy=True)
-        step.call_values = [np.array(r.data, copy=True) for _, _, r in log.calls]
+        step.upstream = upstream
+        snaps = log.snapshots or {}  # results an in-place op wrote into later: as they were made
+        step.call_values = [
+            snaps[k] if k in snaps else np.array(r.data, copy=True)
+            for k, (_, _, r) in enumerate(log.calls)
+        ]
         step.input_grad_values = [
             None if f is None else np.array(f.data, copy=True) for f in fitted
         ]

@@ -88,20 +88,26 @@ class _PassLog:
     Tensors and result, held only until the engine has turned them into a record) and the scalar
     constants it creates."""
 
-    __slots__ = ("calls", "raw", "constants", "keep")
+    __slots__ = ("calls", "raw", "constants", "keep", "snapshots")
 
     def __init__(self) -> None:
-        self.calls: list[tuple[Function, tuple[Tensor, ...], Tensor]] = []
+        # (node, operands, result); node is None for an in-place op (see note_inplace)
+        self.calls: list[tuple[Function | None, tuple[Tensor, ...], Tensor]] = []
         # per call, what the record keeps (no array; written by Function.apply): the op's class,
         # plain arguments, result shape, ids and shapes of the operands' arrays, id of the result
         self.raw: list[tuple[Any, ...]] = []
         self.constants: dict[int, Any] | None = None  # id of a constant's array -> its value
-        self.keep: list[Tensor] | None = None  # the constants, alive while their ids are keys
+        self.keep: list[Any] | None = None  # the constants, alive while their ids are keys
+        # call index -> copy of its result taken before an in-place op wrote into it (only while
+        # record_backward(values=True) traces: the trace shows each call's value as it was made)
+        self.snapshots: dict[int, np.ndarray] | None = None
 
 
 def call_name(cls: type[Function], attrs: dict[str, Any]) -> str:
     """The ``name`` of a node of class ``cls`` with arguments ``attrs`` (a class may derive its
     name from its arguments, as matmul's transpose flags give ``matmul_nt``)."""
+    if type(cls) is str:  # an in-place op (note_inplace)
+        return cls
     if cls.name is Function.name:
         return cls.op_name or cls.__name__.lower()
     stand_in = cls.__new__(cls)
@@ -145,6 +151,42 @@ def note_constant(t: Tensor, value: Any) -> None:
             log.constants, log.keep = {}, []
         log.constants[id(t._data)] = value
         log.keep.append(t)  # type: ignore[union-attr]
+
+
+def note_inplace(
+    t: Tensor, op: str, before: np.ndarray, operand: Any = None, attrs: dict[str, Any] | None = None
+) -> None:
+    """Record an in-place op that writes into ``t``'s array without a graph (``r += 1`` inside a
+    backward run without ``create_graph``), if a backward is running: it becomes a call ``op(t,
+    operand)`` of the record whose result is the written array, so the array's later uses read as
+    that call and not as what the array held before. Call it before writing; ``before`` is ``t``'s
+    array before the op (``t._data`` may be a private copy of it already)."""
+    log = _pass_log
+    if log is None:
+        return
+    if log.keep is None:
+        log.constants, log.keep = {}, []
+    arrays = [before]
+    if isinstance(operand, _Tensor):
+        arrays.append(operand._data)
+    elif operand is not None:
+        value = np.asarray(operand)
+        if value.ndim == 0 and value.dtype.kind in "biuf":
+            log.constants[id(value)] = value.item()  # type: ignore[index]
+        arrays.append(value)
+    log.keep.extend(arrays)  # alive while their ids are in the record
+    data = t._data
+    trace = _record_module.active_trace()
+    if trace is not None and trace.values:
+        snaps = log.snapshots if log.snapshots is not None else {}
+        for k, entry in enumerate(log.raw):
+            if entry[5] == id(before) and k not in snaps:
+                snaps[k] = np.array(before, copy=True)
+        log.snapshots = snaps
+    log.calls.append((None, (t,), t))
+    log.raw.append(
+        (op, attrs or {}, data.shape, tuple(map(id, arrays)), tuple(map(_shape, arrays)), id(data))
+    )
 
 
 class Function:
