@@ -215,8 +215,11 @@ def _run(
             g = grads.pop(id(t), None)
             if g is None:
                 continue  # no gradient flows into this tensor from the roots
+            hooked = False
             if t._hooks:
+                arrived = g
                 g = _apply_hooks(t, g)
+                hooked = g is not arrived
             if t._retains_grad and capture is None:
                 t._grad = _accumulate(t._grad, g, create_graph)
             if capture is not None and id(t) in capture:
@@ -256,6 +259,7 @@ def _run(
                 record = node.backward_record
                 step = len(trace.steps)
                 traced = _step(trace, step, node, g, upstream, log, record, fitted)
+                traced.hooked = hooked
                 trace.steps.append(traced)
                 traced.arrivals = [
                     None

@@ -457,6 +457,14 @@ def _build(
 
     items, note = values.finish()
     notes = [note] if note else []
+    hooked = [f"{s.node.name} (step {s.index + 1})" for s in trace.steps if s.hooked]
+    if hooked:
+        notes.append(
+            "A hook (register_hook) replaced the gradient flowing into "
+            + ", ".join(hooked)
+            + ": its upstream gradient is what the hook returned, not the sum of the "
+            "contributions that arrived."
+        )
     if values.oversize:
         notes.append(
             f"{values.oversize} arrays have more than MAX_TENSOR_VALUES = {MAX_TENSOR_VALUES} "

@@ -216,7 +216,8 @@ class Step:
     ``input_grad_values`` (copy of what each input received, ``None`` where nothing was sent).
     ``arrivals``: per input, the place of this step's contribution in the order of all the
     contributions that input's tensor received in the pass (0 = first; see ``Accumulation``),
-    ``None`` where nothing was sent.
+    ``None`` where nothing was sent. ``hooked``: the upstream is what the output tensor's hooks
+    (``register_hook``) returned, not the sum of the contributions it received.
     """
 
     index: int
@@ -227,6 +228,7 @@ class Step:
     call_values: list[np.ndarray] | None = None
     input_grad_values: list[np.ndarray | None] | None = None
     arrivals: list[int | None] | None = None
+    hooked: bool = False
 
 
 @dataclass
