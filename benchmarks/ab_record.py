@@ -40,7 +40,7 @@ def _no_write(*args) -> None:  # noqa: ANN002 - stands in for autograd._write_re
     return None
 
 
-def _no_log() -> None:
+def _no_log(parent: object = None) -> None:
     """Stands in for the pass log's class: the engine then runs backward with no log."""
     return None
 

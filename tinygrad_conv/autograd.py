@@ -227,8 +227,8 @@ def _run(
             node = t._ctx
             # copied before backward runs: a backward may write into g in place (g += x)
             upstream = np.array(g._data, copy=True) if trace is not None and trace.values else None
-            log = _function._PassLog()
             outer = _function._pass_log  # a backward may itself run grad() (nested passes)
+            log = _function._PassLog(outer)
             _function._pass_log = log
             try:
                 in_grads = type(node).backward(node, g)

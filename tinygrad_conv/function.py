@@ -88,9 +88,12 @@ class _PassLog:
     Tensors and result, held only until the engine has turned them into a record) and the scalar
     constants it creates."""
 
-    __slots__ = ("calls", "raw", "constants", "keep", "snapshots")
+    __slots__ = ("calls", "raw", "constants", "keep", "snapshots", "parent")
 
-    def __init__(self) -> None:
+    def __init__(self, parent: _PassLog | None = None) -> None:
+        # the log of the backward that ran this pass (a backward calling grad()): every op of the
+        # inner pass is also one of the outer backward's calls
+        self.parent = parent
         # (node, operands, result); node is None for an in-place op (see note_inplace)
         self.calls: list[tuple[Function | None, tuple[Tensor, ...], Tensor]] = []
         # per call, what the record keeps (no array; written by Function.apply): the op's class,
@@ -146,11 +149,12 @@ def note_constant(t: Tensor, value: Any) -> None:
     """Mark ``t`` as the scalar constant ``value`` if a backward is running (ops call this where
     they turn a Python scalar into a Tensor, so the record can say ``2`` instead of 'untracked')."""
     log = _pass_log
-    if log is not None:  # keyed by its array (the record identifies arrays); the log keeps t alive
+    while log is not None:  # keyed by its array (the record identifies arrays); the log keeps t
         if log.constants is None:
             log.constants, log.keep = {}, []
         log.constants[id(t._data)] = value
         log.keep.append(t)  # type: ignore[union-attr]
+        log = log.parent
 
 
 def note_inplace(
@@ -161,32 +165,43 @@ def note_inplace(
     operand)`` of the record whose result is the written array, so the array's later uses read as
     that call and not as what the array held before. Call it before writing; ``before`` is ``t``'s
     array before the op (``t._data`` may be a private copy of it already)."""
-    log = _pass_log
-    if log is None:
+    if _pass_log is None:
         return
-    if log.keep is None:
-        log.constants, log.keep = {}, []
     arrays = [before]
+    constant = None
     if isinstance(operand, _Tensor):
         arrays.append(operand._data)
     elif operand is not None:
         value = np.asarray(operand)
         if value.ndim == 0 and value.dtype.kind in "biuf":
-            log.constants[id(value)] = value.item()  # type: ignore[index]
+            constant = value.item()
         arrays.append(value)
-    log.keep.extend(arrays)  # alive while their ids are in the record
     data = t._data
     trace = _record_module.active_trace()
-    if trace is not None and trace.values:
-        snaps = log.snapshots if log.snapshots is not None else {}
-        for k, entry in enumerate(log.raw):
-            if entry[5] == id(before) and k not in snaps:
-                snaps[k] = np.array(before, copy=True)
-        log.snapshots = snaps
-    log.calls.append((None, (t,), t))
-    log.raw.append(
-        (op, attrs or {}, data.shape, tuple(map(id, arrays)), tuple(map(_shape, arrays)), id(data))
+    entry = (
+        op,
+        attrs or {},
+        data.shape,
+        tuple(map(id, arrays)),
+        tuple(map(_shape, arrays)),
+        id(data),
     )
+    log: _PassLog | None = _pass_log
+    while log is not None:  # this pass and the backwards it runs inside (see _PassLog.parent)
+        if log.keep is None:
+            log.constants, log.keep = {}, []
+        if constant is not None:
+            log.constants[id(arrays[1])] = constant  # type: ignore[index]
+        log.keep.extend(arrays)  # alive while their ids are in the record
+        if trace is not None and trace.values:
+            snaps = log.snapshots if log.snapshots is not None else {}
+            for k, raw in enumerate(log.raw):
+                if raw[5] == id(before) and k not in snaps:
+                    snaps[k] = np.array(before, copy=True)
+            log.snapshots = snaps
+        log.calls.append((None, (t,), t))
+        log.raw.append(entry)
+        log = log.parent
 
 
 class Function:
@@ -382,21 +397,22 @@ class Function:
             out._ctx = ctx
         log = _pass_log
         if log is not None:  # inside a backward: the call goes into the node's record
-            log.calls.append((ctx, tensors, out))  # alive until the pass ends: ids stay unique
             if attrs and not _MAY_HOLD_ARRAYS.isdisjoint(map(type, attrs.values())):
                 attrs = plain_attrs(attrs)
             # taken here, while the objects are in use: the same reads after the next kernels
             # cost several times more (the caches have been flushed)
-            log.raw.append(
-                (
-                    cls,  # the name is read from the class when the record is decoded
-                    attrs,
-                    out_data.shape,
-                    tuple(map(id, arrays)),
-                    tuple(map(_shape, arrays)),
-                    id(out_data),
-                )
+            entry = (
+                cls,  # the name is read from the class when the record is decoded
+                attrs,
+                out_data.shape,
+                tuple(map(id, arrays)),
+                tuple(map(_shape, arrays)),
+                id(out_data),
             )
+            while log is not None:  # this pass and the backwards it runs inside (a nested grad)
+                log.calls.append((ctx, tensors, out))  # alive until the pass ends: ids unique
+                log.raw.append(entry)
+                log = log.parent
         return out
 
     def __repr__(self) -> str:
