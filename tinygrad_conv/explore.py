@@ -333,7 +333,13 @@ def _build(
             "cluster": cindex.get(key, -1) if key is not None else -1,
         }
         t = box.tensor
-        if row["kind"] == "const" and box.shape == () and t is not None and t.dtype.kind in "biuf":
+        if (
+            row["kind"] == "const"
+            and box.shape == ()
+            and t is not None
+            and t.dtype.kind in "biuf"
+            and not box.changed  # modified in place after the forward: not the value it used
+        ):
             row["value"] = _number(float(t.data))  # a scalar constant (the page draws no node)
         tensors.append(row)
 

@@ -70,13 +70,16 @@ class Edge(NamedTuple):
 _new_tuple = tuple.__new__  # NamedTuple's own __new__ is a Python function: this runs per edge
 
 
-def _edge(t: Tensor) -> Edge:
+def _edge(t: Tensor, stamp: int | None = None) -> Edge:
     data = t._data
     if t._ctx is not None:
         return _new_tuple(Edge, (data.shape, data.dtype, t.name, True, t._ctx, None, _ref(t), None))
     if t.requires_grad:
         return _new_tuple(Edge, (data.shape, data.dtype, t.name, True, None, t, None, None))
-    value = data.item() if data.size == 1 else None  # a scalar constant: small, kept as a number
+    # a scalar constant: small, kept as a number, unless an in-place op changed it after the node
+    # ``stamp`` used it (its number now is not the one the forward used)
+    changed = stamp is not None and getattr(t, "_version", 0) > stamp
+    value = data.item() if data.size == 1 and not changed else None
     return _new_tuple(Edge, (data.shape, data.dtype, t.name, False, None, None, _ref(t), value))
 
 
@@ -288,7 +291,8 @@ class Function:
         """One :class:`Edge` per input: the graph's structure, also after ``release()``."""
         edges = self.__dict__.get("_edges")
         if edges is None:
-            edges = tuple([_edge(t) for t in self.inputs or ()])
+            stamp = self.__dict__.get("_v")
+            edges = tuple([_edge(t, stamp) for t in self.inputs or ()])
         return edges
 
     def output_info(self) -> tuple[tuple[int, ...], np.dtype]:
@@ -343,7 +347,8 @@ class Function:
                 attrs = {k: _describe_arrays(v) for k, v in attrs.items()}
                 break
         inputs = d["inputs"]
-        edges = d.get("_edges") if inputs is None else tuple([_edge(t) for t in inputs])
+        stamp = d.get("_v")
+        edges = d.get("_edges") if inputs is None else tuple([_edge(t, stamp) for t in inputs])
         ref = d.get("_output_ref")
         out = None if ref is None else ref()
         info = d.get("_out_info") if out is None else (out._data.shape, out._data.dtype)
@@ -358,6 +363,7 @@ class Function:
             "_out_info": info,
             "_output_ref": ref,
             "scope": d.get("scope"),
+            "_v": stamp,  # the in-place clock when the node ran (drawings compare versions)
         }
         d.clear()  # also whatever a forward stored on ctx itself
         d.update(keep)

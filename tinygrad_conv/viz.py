@@ -254,6 +254,8 @@ class _TensorBox:
     producer: Function | None  # the node that made it (None for a leaf)
     tensor: Tensor | None  # the Tensor itself while it is alive
     value: Any = None  # a scalar constant's number, kept by the edge after its array is freed
+    # modified in place after an op of the drawing used it: its values now are not the forward's
+    changed: bool = False
 
 
 @dataclass
@@ -336,6 +338,9 @@ def _collect(roots: list[Tensor]) -> _Graph:
                 key = ("edge", n, pos)
             box = _TensorBox(e.shape, e.dtype, e.name, e.requires_grad, e.grad_fn, live, e.value)
             k, _ = add(key, box)
+            stamp = node.__dict__.get("_v")
+            if live is not None and stamp is not None and getattr(live, "_version", 0) > stamp:
+                g.tensors[k].changed = True
             idxs.append(k)
             g.consumers.setdefault(k, []).append((n, pos))
             if e.grad_fn is not None and id(e.grad_fn) not in g.nid:
@@ -406,7 +411,10 @@ def _tensor_label(box: _TensorBox, name: str | None, show_values: bool, is_root:
         lines.append(f"output of {box.producer.name}")
     lines.append(f"{_shape_text(box.shape)} {box.dtype.name}")
     t = box.tensor
-    if show_values and t is not None:
+    if show_values and t is not None and box.changed:
+        lines.append(_values_text("data now", t.data))
+        lines.append("(changed in place after the forward used it)")
+    elif show_values and t is not None:
         lines.append(_values_text("data", t.data))
     elif box.value is not None:  # a scalar constant (the 2 of x * 2): its number is its meaning
         lines.append(f"value = {_num(box.value)}")
