@@ -189,7 +189,8 @@ def _op_lines(op: OpRecord, layer: LayerReport, first_conv_path: str | None) -> 
         if ig is None:
             continue
         summed = f"  (summed from {shape_text(ig.summed_from)})" if ig.summed_from else ""
-        lines.append(f"{pad}d {labels[i]} = {exprs[labels[i]]}{summed}")
+        cast = f"  (cast from {ig.cast_from})" if ig.cast_from else ""
+        lines.append(f"{pad}d {labels[i]} = {exprs[labels[i]]}{summed}{cast}")
     if op.name == "conv2d" and not op.needs_input_grad[0]:
         what = "the batch of images" if layer.path == first_conv_path else "a constant"
         lines.append(
