@@ -43,3 +43,33 @@ def test_explorer_page_says_which_step_a_hook_changed():
     ]
     x2 = tc.tensor(np.array([1.0, 2.0]), requires_grad=True)
     assert tc.explore((x2 * 3).sum()).data["notes"] == []
+
+
+def test_explorer_page_step_text_says_the_hook_replaced_g(browser, tmp_path):
+    from browser import console_errors
+    from test_explore_browser import load
+
+    a = tc.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    b = a * 3
+    c = b + b  # b receives two contributions, then its hook replaces their sum
+    b.register_hook(lambda g: g * 10)
+    d = a * 5
+    d.register_hook(lambda g: g * 2)  # one contribution, replaced
+    ex = tc.explore((c + d).sum(), path=tmp_path / "hooks.html")
+    load(browser, tmp_path / "hooks.html")
+    texts = {}
+    for i in range(len(ex.trace.steps)):
+        browser.execute_script(f"window.tcExplorer.goto({i})")
+        up = browser.find_element("css selector", "#upstream")
+        texts[i] = [p.text for p in up.find_elements("css selector", "p.acc")]
+    hooked = {i for i, s in enumerate(ex.trace.steps) if s.hooked}
+    assert len(hooked) == 2
+    for i, lines in texts.items():
+        if i not in hooked:
+            assert not any("hook" in t for t in lines)
+    lines = sorted(t.split(",")[0] for i in hooked for t in texts[i])
+    assert lines == [
+        "g is what a hook (register_hook) returned for the gradient that arrived",
+        "g is what a hook (register_hook) returned for the sum of 2 contributions",
+    ]
+    assert console_errors(browser) == []

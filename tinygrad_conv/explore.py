@@ -454,6 +454,7 @@ def _build(
                     "shape": _shape(s.upstream_shape),
                     "value": values.add(s.upstream, _FILTER_OPS.get(node.name)),
                     "acc": out_acc,
+                    "hooked": s.hooked,  # a register_hook replaced the sum that arrived
                 },
                 "calls": calls,
                 "grads": grads,

@@ -616,9 +616,12 @@
     up.id = "upstream";
     if (s.upstream.acc !== null && s.upstream.acc !== undefined) {
       const a = D.accumulations[s.upstream.acc];
-      const p = el("p", "acc", "g is the sum of " + a.count + " contributions, from ");
+      const lead = s.upstream.hooked ? "g is what a hook (register_hook) returned for the sum of " : "g is the sum of ";
+      const p = el("p", "acc", lead + a.count + " contributions, from ");
       stepLinks(p, a.steps, null);
       up.append(p);
+    } else if (s.upstream.hooked) {
+      up.append(el("p", "acc", "g is what a hook (register_hook) returned for the gradient that arrived"));
     }
     up.append(valueView(s.upstream.value));
     pane.append(up);
@@ -679,7 +682,7 @@
         stepLinks(p, a.steps, j);
         box.append(p);
         if (a.running) {
-          box.append(el("div", "muted", j + 1 === a.count ? "running sum = total that flows on:" : "running sum so far:"));
+          box.append(el("div", "muted", j + 1 === a.count ? "running sum = total of the contributions:" : "running sum so far:"));
           box.append(valueView(a.running[j]));
         }
         div.append(box);
