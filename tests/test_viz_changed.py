@@ -70,3 +70,24 @@ def test_explorer_drops_the_value_of_a_constant_changed_after_use():
     x2 = tc.tensor(np.array([1.0, 2.0]), requires_grad=True)
     consts = [r for r in tc.explore((x2 + d).sum()).data["tensors"] if r["kind"] == "const"]
     assert [r.get("value") for r in consts] == [2.0]
+
+
+def test_input_replaced_by_inplace_op_with_grad_is_drawn_as_the_state_the_node_used():
+    x = tc.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    x.name = "x"
+    a = x * 2
+    a.name = "a"
+    b = a * 3  # uses a = [2, 4]
+    a += 1  # a's object now holds add(a_old, 1) = [3, 5]
+    b_node = b.grad_fn
+    edge = b_node.input_edges()[0]
+    assert edge.grad_fn.name == "mul" and edge.grad_fn is not a.grad_fn  # x * 2, not the add
+    np.testing.assert_array_equal(edge.tensor.data, [2.0, 4.0])
+    loss = (a + b).sum()
+    labels = _labels(tc.draw_graph(loss, show_values=True))
+    assert not any("data now" in line for line in labels), labels
+    assert sum('label="a\\n(2,) float64\\ndata = [2, 4]"' in line for line in labels) == 1
+    assert sum('label="a\\n(2,) float64\\ndata = [3, 5]"' in line for line in labels) == 1
+    loss.backward()
+    np.testing.assert_array_equal(x.grad.data, [8.0, 8.0])  # d/dx (2x + 1 + 6x)
+    assert b_node.input_edges()[0].grad_fn is edge.grad_fn  # the same after release

@@ -74,13 +74,12 @@ def _check_versions(node: Any, out: Tensor) -> None:
         version = getattr(inp, "_version", 0)
         if version <= stamp:
             continue
-        for clock, old in getattr(inp, "_history", ()):
-            if clock > stamp:  # the first rebase after this node ran replaced the state it used
-                if fixed is None:
-                    fixed = list(inputs)
-                fixed[i] = inp = old
-                version = getattr(old, "_version", 0)
-                break
+        old = _function.state_at(inp, stamp)
+        if old is not inp:  # an in-place op with grad on replaced the state this node used
+            if fixed is None:
+                fixed = list(inputs)
+            fixed[i] = inp = old
+            version = getattr(old, "_version", 0)
         if version > stamp and i in needed:
             raise RuntimeError(_modified_message(node, f"its input {labels[i]!r}", inp))
     if fixed is not None:

@@ -86,6 +86,17 @@ def _edge(t: Tensor, stamp: int | None = None) -> Edge:
 _ref = weakref.ref
 
 
+def state_at(t: Tensor, stamp: int | None) -> Tensor:
+    """``t`` as a node stamped ``stamp`` (the in-place clock when it ran) used it: the state an
+    in-place op with grad on replaced after that (kept in ``t._history``), else ``t`` itself."""
+    if stamp is None or getattr(t, "_version", 0) <= stamp:
+        return t
+    for clock, old in getattr(t, "_history", ()):
+        if clock > stamp:  # the first rebase after the node ran replaced the state it used
+            return old
+    return t
+
+
 class _PassLog:
     """What the backward of one node does while it runs: every op it calls (with its operand
     Tensors and result, held only until the engine has turned them into a record) and the scalar
@@ -292,7 +303,8 @@ class Function:
         edges = self.__dict__.get("_edges")
         if edges is None:
             stamp = self.__dict__.get("_v")
-            edges = tuple([_edge(t, stamp) for t in self.inputs or ()])
+            # an input an in-place op replaced later is drawn as the state this node used
+            edges = tuple([_edge(state_at(t, stamp), stamp) for t in self.inputs or ()])
         return edges
 
     def output_info(self) -> tuple[tuple[int, ...], np.dtype]:
@@ -348,7 +360,11 @@ class Function:
                 break
         inputs = d["inputs"]
         stamp = d.get("_v")
-        edges = d.get("_edges") if inputs is None else tuple([_edge(t, stamp) for t in inputs])
+        edges = (
+            d.get("_edges")
+            if inputs is None
+            else tuple([_edge(state_at(t, stamp), stamp) for t in inputs])
+        )
         ref = d.get("_output_ref")
         out = None if ref is None else ref()
         info = d.get("_out_info") if out is None else (out._data.shape, out._data.dtype)
