@@ -86,6 +86,13 @@ def _edge(t: Tensor, stamp: int | None = None) -> Edge:
 _ref = weakref.ref
 
 
+def _moved_stamp(d: dict[str, Any]) -> int | None:
+    """A node's in-place stamp if something was modified in place since it ran, else ``None``
+    (nothing to look up: the common case costs one comparison)."""
+    stamp = d.get("_v")
+    return None if stamp == grad_mode._version_clock else stamp
+
+
 def state_at(t: Tensor, stamp: int | None) -> Tensor:
     """``t`` as a node stamped ``stamp`` (the in-place clock when it ran) used it: the state an
     in-place op with grad on replaced after that (kept in ``t._history``), else ``t`` itself."""
@@ -302,7 +309,7 @@ class Function:
         """One :class:`Edge` per input: the graph's structure, also after ``release()``."""
         edges = self.__dict__.get("_edges")
         if edges is None:
-            stamp = self.__dict__.get("_v")
+            stamp = _moved_stamp(self.__dict__)
             # an input an in-place op replaced later is drawn as the state this node used
             edges = tuple([_edge(state_at(t, stamp), stamp) for t in self.inputs or ()])
         return edges
@@ -359,7 +366,7 @@ class Function:
                 attrs = {k: _describe_arrays(v) for k, v in attrs.items()}
                 break
         inputs = d["inputs"]
-        stamp = d.get("_v")
+        stamp = _moved_stamp(d)
         edges = (
             d.get("_edges")
             if inputs is None
@@ -379,7 +386,7 @@ class Function:
             "_out_info": info,
             "_output_ref": ref,
             "scope": d.get("scope"),
-            "_v": stamp,  # the in-place clock when the node ran (drawings compare versions)
+            "_v": d.get("_v"),  # the in-place clock when the node ran (drawings compare it)
         }
         d.clear()  # also whatever a forward stored on ctx itself
         d.update(keep)
