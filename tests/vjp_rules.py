@@ -1,10 +1,10 @@
-"""Check an op's declared ``vjp`` rules against the calls its backward really makes.
+"""Check an op's declared ``vjp`` rules against what its backward really did.
 
-A rule is ``g``, an input name, ``out``, a saved name, a number, or ``op(arg, ...)``. Evaluating
-the rules of the inputs that need a gradient, in ``input_names`` order, calls ops in post-order;
-that sequence of op names must equal the node's recorded ``backward_calls``, and every leaf must be
-one of the names the grammar allows. (The engine's full backward record, issue 12, will check the
-argument sources too; this is the part that can be checked from what the engine records today.)
+A rule is ``g``, an input name, ``out``, a saved name, a number, or ``op(arg, ...)``.
+``check_rule`` runs one traced backward through the node and requires, for every input that needs
+a gradient, that the expression the engine recorded (``node.backward_record``: ops, nesting and
+argument sources, decided by identity) is an instance of the declared rule, and that the recorded
+source of each gradient holds the value the engine delivered (``check_source_values``).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import numpy as np
 
 from tinygrad_conv import Function, Tensor, record_backward
 from tinygrad_conv.ops import sum_to_shape
+from tinygrad_conv.record import expressions, rule_matches
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<num>-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)|(?P<name>[A-Za-z_]\w*)|(?P<p>[(),]))"
@@ -88,9 +89,8 @@ def expected_calls(cls: type[Function], needs: tuple[bool, ...]) -> list[str]:
 def check_rule(out: Tensor, cls: type[Function], seed: int = 0) -> None:
     """Run backward from ``out`` (made by one ``cls`` node) and compare what it did with the rule.
 
-    With the engine's backward record (``node.backward_record``, tinygrad_conv.record) the whole
-    expression of each input's gradient is compared (ops, nesting, argument sources); with the
-    older ``node.backward_calls`` list, the sequence of op names.
+    The whole expression of each input's gradient in the engine's record is compared with the
+    declared rule (ops, nesting, argument sources); a node backward did not reach fails.
     """
     node = out.grad_fn
     assert type(node) is cls, f"expected a {cls.__name__} node, got {type(node).__name__}"
@@ -105,29 +105,23 @@ def check_rule(out: Tensor, cls: type[Function], seed: int = 0) -> None:
     with record_backward(values=True) as trace:
         out.backward(Tensor(v), retain_graph=True)
     check_source_values(trace)
-    record = getattr(node, "backward_record", None)
-    if record is not None:
-        from tinygrad_conv.record import expressions, rule_matches
-
-        labels = node.input_labels()
-        rules = node.declared_vjp()  # the class rule, or this node's (einsum, prod ...)
-        names = [*labels, *cls.saved_names]
-        got = expressions(record, labels, cls.saved_names)
-        want = {n for n, need in zip(labels, needs, strict=True) if need}
-        assert set(got) == want, (cls.__name__, got)
-        for name, text in got.items():
-            assert rule_matches(rules[name], text, names), (cls.__name__, name, rules[name], text)
-        return
-    if "*" in cls.vjp:  # variable-count ops: their rules need the engine's record
-        return
-    got = [c[0] for c in node.backward_calls]
-    assert got == expected_calls(cls, needs), (cls.__name__, got, cls.vjp)
+    record = node.backward_record
+    assert record is not None, f"{cls.__name__}: backward did not reach the node"
+    labels = node.input_labels()
+    rules = node.declared_vjp()  # the class rule, or this node's (einsum, prod ...)
+    names = [*labels, *cls.saved_names]
+    got = expressions(record, labels, cls.saved_names)
+    want = {n for n, need in zip(labels, needs, strict=True) if need}
+    assert set(got) == want, (cls.__name__, got)
+    for name, text in got.items():
+        assert rule_matches(rules[name], text, names), (cls.__name__, name, rules[name], text)
 
 
 def check_source_values(trace) -> None:
     """For every step of a traced pass (values=True): the value of each input gradient's recorded
     source (summed to the input's shape where the record says it was) equals the gradient the
-    engine delivered. Sources that have no value to compare ('untracked', 'saved') are skipped.
+    engine delivered. 'untracked' sources, and 'saved' ones once the node is released, have no
+    value to compare and are skipped.
     """
     for step in trace.steps:
         edges = step.node.input_edges()
@@ -146,6 +140,9 @@ def check_source_values(trace) -> None:
                 value = edges[src.index].tensor.data
             elif src.kind == "constant":
                 value = np.asarray(src.value)
+            elif src.kind == "saved" and not step.node.released:
+                value = step.node.saved_tensors[src.index]
+                value = value.data if isinstance(value, Tensor) else np.asarray(value)
             else:
                 continue
             if ig.summed_from is not None:
