@@ -7,6 +7,7 @@ import numpy as np
 
 import tinygrad_conv as tc
 from tinygrad_conv.function import Function
+from tinygrad_conv.ops import broadcast_to
 from tinygrad_conv.record import expressions
 
 
@@ -76,3 +77,30 @@ def test_inplace_outside_backward_records_nothing():
     t += 1
     t.fill_(0.5)
     np.testing.assert_array_equal(t.data, [0.5, 0.5])
+
+
+class SumPlusOne(Function):
+    """y = sum(x); d x = broadcast g (a read-only view, so += writes into a private copy) + 1."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return a.sum()
+
+    @staticmethod
+    def backward(ctx, g):
+        r = broadcast_to(g, ctx.inputs[0].shape)
+        r += 1
+        return r
+
+
+def test_inplace_op_on_a_read_only_view_names_the_copy_it_writes():
+    x = tc.tensor(np.ones(3), requires_grad=True)
+    y = SumPlusOne.apply(x)
+    with tc.record_backward(values=True) as trace:
+        y.backward()
+    np.testing.assert_array_equal(x.grad.data, [2.0, 2.0, 2.0])
+    rec = y.grad_fn.backward_record
+    assert expressions(rec, ("x",)) == {"x": "add_(broadcast_to(g), 1)"}
+    (step,) = trace.steps
+    np.testing.assert_array_equal(step.call_values[0], [1.0, 1.0, 1.0])
+    np.testing.assert_array_equal(step.call_values[1], [2.0, 2.0, 2.0])

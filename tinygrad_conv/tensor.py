@@ -1103,9 +1103,10 @@ def _inplace_binary(
             f"{op}: operand of shape {shape} cannot be broadcast to the tensor's shape {data.shape}"
         ) from None
     _check_result(op, t, full, _result_dtype(ufunc, data, arr))
+    target = _writable(t)  # first: the record names the array that is written
     if _function._pass_log is not None:  # inside a backward: the record shows this op
         _function.note_inplace(t, op, data, other if isinstance(other, Tensor) else arr)
-    ufunc(_writable(t), arr, out=t._data, casting="same_kind")
+    ufunc(target, arr, out=target, casting="same_kind")
     _bump(t)
     return t
 
@@ -1114,12 +1115,13 @@ def _inplace_unary(t: Tensor, op: str, compute: Callable[[Tensor], Tensor], arg:
     """fill_/clamp_: numpy in place without a graph, :func:`_rebase` with one."""
     if _needs_graph(t, None):
         return _rebase(t, op, compute)
+    before = t._data
+    data = _writable(t)  # first: the record names the array that is written
     if _function._pass_log is not None:  # inside a backward: the record shows this op
         if op == "fill_":
-            _function.note_inplace(t, op, t._data, arg)
+            _function.note_inplace(t, op, before, arg)
         else:
-            _function.note_inplace(t, op, t._data, attrs={"min": arg[0], "max": arg[1]})
-    data = _writable(t)
+            _function.note_inplace(t, op, before, attrs={"min": arg[0], "max": arg[1]})
     if op == "fill_":
         if not np.can_cast(np.result_type(data, arg), data.dtype, casting="same_kind"):
             raise TypeError(
@@ -1153,9 +1155,11 @@ def _inplace_copy(t: Tensor, src: Any) -> Tensor:
         return _rebase(
             t, "copy_", lambda old: _ops.clone(_ops.cast(_ops.broadcast_to(s, old.shape), dtype))
         )
+    before = t._data
+    target = _writable(t)  # first: the record names the array that is written
     if _function._pass_log is not None:  # inside a backward: the record shows this op
-        _function.note_inplace(t, "copy_", t._data, s)
-    np.copyto(_writable(t), s._data, casting="unsafe")  # copy_ casts like PyTorch's
+        _function.note_inplace(t, "copy_", before, s)
+    np.copyto(target, s._data, casting="unsafe")  # copy_ casts like PyTorch's
     _bump(t)
     return t
 
