@@ -153,8 +153,16 @@ def cumprod(a: Any, axis: int = 0) -> Tensor:
 def std(
     a: Any, axis: int | Sequence[int] | None = None, ddof: int = 0, keepdims: bool = False
 ) -> Tensor:
-    """Standard deviation sqrt(var) with NumPy's ``ddof`` (0; PyTorch's default is 1)."""
-    return sqrt(var(a, axis, ddof, keepdims))
+    """Standard deviation sqrt(var) with NumPy's ``ddof`` (0; PyTorch's default is 1).
+
+    Where the variance is 0 (all values equal) the gradient is 0, as in PyTorch: sqrt's
+    derivative there is infinite, and times var's zero gradient it would be NaN.
+    """
+    v = var(a, axis, ddof, keepdims)
+    zero = v.data == 0
+    if not zero.any():
+        return sqrt(v)  # the common case: one node
+    return where(zero, 0.0, sqrt(where(zero, 1.0, v)))
 
 
 def _nondiff_reduce(op: str, fn: Any, a: Any, axis: Any, keepdims: bool) -> Tensor:
