@@ -104,3 +104,43 @@ def test_inplace_op_on_a_read_only_view_names_the_copy_it_writes():
     (step,) = trace.steps
     np.testing.assert_array_equal(step.call_values[0], [1.0, 1.0, 1.0])
     np.testing.assert_array_equal(step.call_values[1], [2.0, 2.0, 2.0])
+
+
+class RebindData(Function):
+    """A backward that assigns .data: the record must not take the new array for the old one."""
+
+    @staticmethod
+    def forward(ctx, a):
+        return 2 * a
+
+    @staticmethod
+    def backward(ctx, g):
+        r = g * 2
+        r.data = np.full(r.shape, 7.0)  # r now holds a numpy array, not mul's result
+        return r
+
+
+class RebindUpstream(Function):
+    @staticmethod
+    def forward(ctx, a):
+        return 3 * a
+
+    @staticmethod
+    def backward(ctx, g):
+        g.data = g.data * 3  # no longer the gradient that flowed in
+        return g * 1
+
+
+def test_assigning_data_in_backward_is_not_taken_for_the_call_or_the_upstream():
+    x = tc.tensor(np.ones(3), requires_grad=True)
+    y = RebindData.apply(x)
+    with tc.record_backward(values=True) as trace:
+        y.backward(np.ones(3))
+    np.testing.assert_array_equal(x.grad.data, [7.0, 7.0, 7.0])
+    assert expressions(y.grad_fn.backward_record, ("x",)) == {"x": "(numpy, not recorded)"}
+    np.testing.assert_array_equal(trace.steps[0].call_values[0], [2.0, 2.0, 2.0])  # as made
+    x = tc.tensor(np.ones(2), requires_grad=True)
+    y = RebindUpstream.apply(x)
+    y.backward(np.ones(2))
+    np.testing.assert_array_equal(x.grad.data, [3.0, 3.0])
+    assert expressions(y.grad_fn.backward_record, ("x",)) == {"x": "mul((numpy, not recorded), 1)"}

@@ -228,6 +228,7 @@ def _run(
             upstream = np.array(g._data, copy=True) if trace is not None and trace.values else None
             outer = _function._pass_log  # a backward may itself run grad() (nested passes)
             log = _function._PassLog(outer)
+            g_data = g._data  # the array that flowed in (backward could rebind g.data)
             _function._pass_log = log
             try:
                 in_grads = type(node).backward(node, g)
@@ -253,7 +254,7 @@ def _run(
                 grads[key] = grads[key] + gi if key in grads else gi
                 if inp._ctx is None:
                     keep[key] = inp
-            _write_record(node, g, t, log, sent)
+            _write_record(node, g_data, t, log, sent)
             if trace is not None:
                 record = node.backward_record
                 step = len(trace.steps)
@@ -303,7 +304,7 @@ def _check_grads(node: Any, in_grads: Any) -> tuple[Tensor | None, ...]:
 
 
 def _write_record(
-    node: Any, g: Tensor, out: Tensor, log: _function._PassLog, sent: list[Any]
+    node: Any, g_data: np.ndarray, out: Tensor, log: _function._PassLog, sent: list[Any]
 ) -> None:
     """Record what the pass did as ``node.backward_record`` (decoded on its first read).
 
@@ -319,7 +320,7 @@ def _write_record(
     prev = d.get("_raw")
     d["_raw"] = (  # one dict entry: growing a node's small dict costs a resize
         1 if prev is None else prev[0] + 1,
-        id(g._data),
+        id(g_data),
         id(out._data),
         tuple(map(id, map(_data, node.inputs))),
         tuple(map(id, map(_array_of, saved_values))) if saved_values else (),
@@ -352,7 +353,7 @@ def _step(
         step.upstream = upstream
         snaps = log.snapshots or {}  # results an in-place op wrote into later: as they were made
         step.call_values = [
-            snaps[k] if k in snaps else np.array(r.data, copy=True)
+            snaps[k] if k in snaps else np.array(r, copy=True)
             for k, (_, _, r) in enumerate(log.calls)
         ]
         step.input_grad_values = [

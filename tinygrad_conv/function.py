@@ -106,8 +106,9 @@ def state_at(t: Tensor, stamp: int | None) -> Tensor:
 
 class _PassLog:
     """What the backward of one node does while it runs: every op it calls (with its operand
-    Tensors and result, held only until the engine has turned them into a record) and the scalar
-    constants it creates."""
+    arrays and result array, held until the engine has turned them into a record, so that no id
+    in the record can be reused by a new array while the pass runs) and the scalar constants it
+    creates."""
 
     __slots__ = ("calls", "raw", "constants", "keep", "snapshots", "parent")
 
@@ -115,8 +116,8 @@ class _PassLog:
         # the log of the backward that ran this pass (a backward calling grad()): every op of the
         # inner pass is also one of the outer backward's calls
         self.parent = parent
-        # (node, operands, result); node is None for an in-place op (see note_inplace)
-        self.calls: list[tuple[Function | None, tuple[Tensor, ...], Tensor]] = []
+        # (node, operand arrays, result array); node is None for an in-place op (note_inplace)
+        self.calls: list[tuple[Function | None, list[np.ndarray], np.ndarray]] = []
         # per call, what the record keeps (no array; written by Function.apply): the op's class,
         # plain arguments, result shape, ids and shapes of the operands' arrays, id of the result
         self.raw: list[tuple[Any, ...]] = []
@@ -220,7 +221,7 @@ def note_inplace(
                 if raw[5] == id(before) and k not in snaps:
                     snaps[k] = np.array(before, copy=True)
             log.snapshots = snaps
-        log.calls.append((None, (t,), t))
+        log.calls.append((None, arrays, data))
         log.raw.append(entry)
         log = log.parent
 
@@ -439,7 +440,9 @@ class Function:
                 id(out_data),
             )
             while log is not None:  # this pass and the backwards it runs inside (a nested grad)
-                log.calls.append((ctx, tensors, out))  # alive until the pass ends: ids unique
+                # the arrays themselves (a Tensor's array can be replaced): alive until the pass
+                # ends, so the ids stay unique
+                log.calls.append((ctx, arrays, out_data))
                 log.raw.append(entry)
                 log = log.parent
         return out
