@@ -101,12 +101,16 @@ class _Values:
         if a is None:
             return None
         a = np.asarray(a)
-        key = (a.shape, a.dtype.str, hashlib.sha1(np.ascontiguousarray(a).tobytes()).digest())
+        layout = layout if a.ndim == 4 else None
+        # the layout is part of the key: equal numbers drawn as a filter and as an activation
+        # (e.g. two zero gradients of one 4-D shape) are two items, each with its own heatmap
+        digest = hashlib.sha1(np.ascontiguousarray(a).tobytes()).digest()
+        key = (a.shape, a.dtype.str, digest, layout)
         k = self.index.get(key)
         if k is None:
             k = self._new(key, a)
-        if layout is not None and a.ndim == 4:
-            self.items[k]["layout"] = layout
+            if layout is not None:
+                self.items[k]["layout"] = layout
         return k
 
     def _new(self, key: tuple[Any, ...], a: np.ndarray) -> int:
