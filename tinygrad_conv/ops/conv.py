@@ -429,35 +429,17 @@ class _ConvNdBackpropFilter(Function):
 def _family(conv: str, bp_input: str, bp_filter: str) -> _Family:
     """The three node classes of one rank, with its op names and vector-Jacobian rules."""
     fam = _Family()
-    fam.conv = type(
-        conv.title().replace("_", ""),
-        (_ConvNd,),
-        {
-            "op_name": conv,
-            "family": fam,
-            "vjp": {"x": f"{bp_input}(w, g)", "w": f"{bp_filter}(x, g)"},
-            "__module__": __name__,
-        },
+
+    def node(base: type[Function], name: str, vjp: dict[str, str]) -> type[Function]:
+        body = {"op_name": name, "family": fam, "vjp": vjp, "__module__": __name__}
+        return type(name.title().replace("_", ""), (base,), body)
+
+    fam.conv = node(_ConvNd, conv, {"x": f"{bp_input}(w, g)", "w": f"{bp_filter}(x, g)"})
+    fam.backprop_input = node(
+        _ConvNdBackpropInput, bp_input, {"w": f"{bp_filter}(g, dy)", "dy": f"{conv}(g, w)"}
     )
-    fam.backprop_input = type(
-        bp_input.title().replace("_", ""),
-        (_ConvNdBackpropInput,),
-        {
-            "op_name": bp_input,
-            "family": fam,
-            "vjp": {"w": f"{bp_filter}(g, dy)", "dy": f"{conv}(g, w)"},
-            "__module__": __name__,
-        },
-    )
-    fam.backprop_filter = type(
-        bp_filter.title().replace("_", ""),
-        (_ConvNdBackpropFilter,),
-        {
-            "op_name": bp_filter,
-            "family": fam,
-            "vjp": {"x": f"{bp_input}(g, dy)", "dy": f"{conv}(x, g)"},
-            "__module__": __name__,
-        },
+    fam.backprop_filter = node(
+        _ConvNdBackpropFilter, bp_filter, {"x": f"{bp_input}(g, dy)", "dy": f"{conv}(x, g)"}
     )
     return fam
 
