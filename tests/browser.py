@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,20 @@ def open_page(driver: Any, path: str | os.PathLike) -> None:
     """Load a local file and drop the log entries of earlier pages."""
     driver.get_log("performance")  # discard what came before
     driver.get(Path(path).resolve().as_uri())
+
+
+def wait_ready(driver: Any, timeout: float = 30.0) -> None:
+    """Wait until the page says its first render is done (``document.body.dataset.ready``)."""
+    deadline = time.time() + timeout
+    while not driver.execute_script("return document.body.dataset.ready === '1'"):
+        assert time.time() < deadline, "the page did not finish its first render"
+        time.sleep(0.05)
+
+
+def open_ready(driver: Any, path: str | os.PathLike) -> None:
+    """:func:`open_page`, then :func:`wait_ready`."""
+    open_page(driver, path)
+    wait_ready(driver)
 
 
 def network_requests(driver: Any) -> list[str]:

@@ -4,11 +4,10 @@ checked against the Python trace (tests/browser.py, fixture ``browser`` in conft
 from __future__ import annotations
 
 import re
-import time
 
 import numpy as np
 import pytest
-from browser import console_errors, open_page, outside_requests
+from browser import console_errors, open_page, open_ready, outside_requests, wait_ready
 from test_explore import conv_model, diamond
 
 import tinygrad_conv as tc
@@ -22,11 +21,7 @@ def js_num(v: float) -> str:
 
 
 def load(browser, path) -> None:
-    open_page(browser, path)
-    deadline = time.time() + 30
-    while not browser.execute_script("return document.body.dataset.ready === '1'"):
-        assert time.time() < deadline, "the page did not finish its first render"
-        time.sleep(0.05)
+    open_ready(browser, path)
 
 
 def press(browser, key: str) -> None:
@@ -222,10 +217,7 @@ def test_inline_iframe_renders_and_steps(browser, tmp_path, diamond_page):
     open_page(browser, host)
     browser.switch_to.frame(browser.find_element("tag name", "iframe"))
     try:
-        deadline = time.time() + 30
-        while not browser.execute_script("return document.body.dataset.ready === '1'"):
-            assert time.time() < deadline
-            time.sleep(0.05)
+        wait_ready(browser)
         state = browser.execute_script("return window.tcExplorer.goto(2)")
         assert (state["step"], state["op"]) == (2, ex.trace.steps[2].node.name)
         assert current(browser).get_attribute("data-op") == "add"

@@ -7,7 +7,10 @@ import time
 
 import numpy as np
 import pytest
-from browser import console_errors, open_page, outside_requests
+from browser import console_errors, open_ready, outside_requests
+from lab_dom import cells as _cells
+from lab_dom import keys as _keys
+from lab_dom import texts as _texts
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
@@ -27,27 +30,8 @@ def _fmt(v: float) -> str:
 def page(tmp_path_factory, browser):
     lab = tc.conv_lab((1, 5, 5, 2), (3, 3, 1, 2), 2, "SAME", seed=0)  # groups = 2
     path = lab.save_html(tmp_path_factory.mktemp("lab") / "lab.html")
-    open_page(browser, path)
-    for _ in range(50):
-        if browser.execute_script("return document.body.dataset.ready") == "1":
-            break
-        time.sleep(0.1)
+    open_ready(browser, path)
     return browser, lab, path
-
-
-def _cells(driver, css: str) -> list:
-    return driver.find_elements(By.CSS_SELECTOR, css)
-
-
-def _keys(elements) -> set[str]:
-    return {e.get_attribute("data-key") for e in elements}
-
-
-def _texts(driver, anim: str, grid: str) -> dict[str, str]:
-    return {
-        e.get_attribute("data-key"): e.text
-        for e in _cells(driver, f"#anim-{anim} .grid[data-grid='{grid}'] td.cell")
-    }
 
 
 def test_page_is_offline_and_error_free(page):

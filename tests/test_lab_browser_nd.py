@@ -8,7 +8,10 @@ from __future__ import annotations
 import time
 
 import pytest
-from browser import console_errors, open_page, outside_requests
+from browser import console_errors, open_ready, outside_requests
+from lab_dom import cells as _cells
+from lab_dom import keys as _keys
+from lab_dom import texts as _texts
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 
@@ -35,27 +38,8 @@ def page(request, tmp_path_factory, browser):
     xs, ws, s, p, d = LABS[request.param]
     lab = tc.conv_lab(xs, ws, s, p, d, seed=4)
     path = lab.save_html(tmp_path_factory.mktemp("lab") / f"lab{request.param}.html")
-    open_page(browser, path)
-    for _ in range(50):
-        if browser.execute_script("return document.body.dataset.ready") == "1":
-            break
-        time.sleep(0.1)
+    open_ready(browser, path)
     return browser, lab, path
-
-
-def _cells(driver, css: str) -> list:
-    return driver.find_elements(By.CSS_SELECTOR, css)
-
-
-def _keys(elements) -> set[str]:
-    return {e.get_attribute("data-key") for e in elements}
-
-
-def _texts(driver, anim: str, grid: str) -> dict[str, str]:
-    return {
-        e.get_attribute("data-key"): e.text
-        for e in _cells(driver, f"#anim-{anim} .grid[data-grid='{grid}'] td.cell")
-    }
 
 
 def test_page_loads_and_draws_every_cell_once(page):
