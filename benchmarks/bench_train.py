@@ -37,6 +37,7 @@ import sys
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -121,6 +122,36 @@ class _OpTimer:
                     setattr(cls, kind, self._wrap(getattr(cls, kind), kind))
 
 
+def _train_epoch(
+    order: np.ndarray,
+    batch_of: Any,
+    loss_of: Any,
+    opt: Any,
+    pc: Any,
+) -> tuple[dict[str, float], list[float]]:
+    """One epoch over ``order`` in batches of BATCH, the same loop for both frameworks: time per
+    phase (data, forward, backward, optimizer) with the clock ``pc``, and every batch's loss."""
+    phases = dict.fromkeys(("data", "forward", "backward", "optimizer"), 0.0)
+    losses = []
+    for start in range(0, len(order), BATCH):
+        t0 = pc()
+        xb, yb = batch_of(order[start : start + BATCH])
+        t1 = pc()
+        loss = loss_of(xb, yb)
+        losses.append(loss.item())
+        t2 = pc()
+        opt.zero_grad()
+        loss.backward()
+        t3 = pc()
+        opt.step()
+        t4 = pc()
+        phases["data"] += t1 - t0
+        phases["forward"] += t2 - t1
+        phases["backward"] += t3 - t2
+        phases["optimizer"] += t4 - t3
+    return phases, losses
+
+
 def worker_tc(args: argparse.Namespace) -> dict:
     """One epoch + evaluation in tinygrad_conv; per-phase seconds (and op times with --profile)."""
     import train_cnn
@@ -149,28 +180,16 @@ def worker_tc(args: argparse.Namespace) -> dict:
     timer = _OpTimer() if args.profile else None
     if timer is not None:
         timer.install()
-    phases = dict.fromkeys(("data", "forward", "backward", "optimizer"), 0.0)
-    losses = []
     pc = _clock
     cpu_start = time.process_time()
     t_start = pc()
-    for start in range(0, len(order), BATCH):
-        t0 = pc()
-        idx = order[start : start + BATCH]
-        xb, yb = tc.tensor(x[idx]), y[idx]
-        t1 = pc()
-        loss = tc.cross_entropy(forward(xb), yb)
-        losses.append(loss.item())
-        t2 = pc()
-        opt.zero_grad()
-        loss.backward()
-        t3 = pc()
-        opt.step()
-        t4 = pc()
-        phases["data"] += t1 - t0
-        phases["forward"] += t2 - t1
-        phases["backward"] += t3 - t2
-        phases["optimizer"] += t4 - t3
+    phases, losses = _train_epoch(
+        order,
+        lambda idx: (tc.tensor(x[idx]), y[idx]),
+        lambda xb, yb: tc.cross_entropy(forward(xb), yb),
+        opt,
+        pc,
+    )
     t_train = pc() - t_start
     kernels_train = dict(timer.kernel) if timer else {}
     t0 = pc()
@@ -222,28 +241,16 @@ def worker_torch(args: argparse.Namespace) -> dict:
         net.fc.bias.copy_(torch.from_numpy(state["7.bias"]))
     opt = torch.optim.AdamW(net.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
     loss_fn = tnn.CrossEntropyLoss()
-    phases = dict.fromkeys(("data", "forward", "backward", "optimizer"), 0.0)
-    losses = []
     pc = time.perf_counter
     cpu_start = time.process_time()
     t_start = pc()
-    for start in range(0, len(order), BATCH):
-        t0 = pc()
-        idx = order[start : start + BATCH]
-        xb, yb = torch.from_numpy(x[idx]), torch.from_numpy(y[idx])
-        t1 = pc()
-        loss = loss_fn(net(xb), yb)
-        losses.append(loss.item())
-        t2 = pc()
-        opt.zero_grad()
-        loss.backward()
-        t3 = pc()
-        opt.step()
-        t4 = pc()
-        phases["data"] += t1 - t0
-        phases["forward"] += t2 - t1
-        phases["backward"] += t3 - t2
-        phases["optimizer"] += t4 - t3
+    phases, losses = _train_epoch(
+        order,
+        lambda idx: (torch.from_numpy(x[idx]), torch.from_numpy(y[idx])),
+        lambda xb, yb: loss_fn(net(xb), yb),
+        opt,
+        pc,
+    )
     t_train = pc() - t_start
     t0 = pc()
     net.eval()
